@@ -1,0 +1,1 @@
+"""Core of the RAG service: types, settings, errors, index, retrieval and answering."""

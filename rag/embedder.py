@@ -1,0 +1,69 @@
+"""Sentence-transformers embeddings: batched, normalised, one model load per process."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.errors import ModelUnavailable
+from rag.models import resolve_model
+
+Matrix = npt.NDArray[np.float32]
+
+
+@lru_cache(maxsize=4)
+def _load_sentence_transformer(loadable: str, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(loadable, device=device)
+
+
+class Embedder:
+    """The ``Embedder`` contract: ``embed(texts) -> matrix``, ``dim``, ``max_tokens``."""
+
+    def __init__(self, model: str, *, device: str = "cpu", batch_size: int = 32) -> None:
+        self.name = model
+        self.loadable, self.origin = resolve_model(model)
+        try:
+            self._model = _load_sentence_transformer(self.loadable, device)
+        except Exception as exc:  # any loader failure means "no model"
+            raise ModelUnavailable(
+                f"embedding model {model!r} could not be loaded from {self.origin} ({exc.__class__.__name__})"
+            ) from exc
+        self.batch_size = batch_size
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim: int = int(dimension())
+        self.max_tokens: int = int(self._model.max_seq_length)
+        self._tokenizer = self._model.tokenizer
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # torch releases the GIL; one inference at a time keeps memory flat under concurrency
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> Matrix:
+        return self.embed([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Length in the model's own tokens, including the special tokens it adds."""
+        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+@lru_cache(maxsize=4)
+def get_embedder(model: str, device: str = "cpu", batch_size: int = 32) -> Embedder:
+    """One embedder per (model, device) per process."""
+    return Embedder(model, device=device, batch_size=batch_size)

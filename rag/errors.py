@@ -1,0 +1,202 @@
+"""The one error tree of the project.
+
+Every error carries a stable machine-readable ``code`` and an HTTP status so that
+``api/`` can render it as RFC 9457 problem+json and the CLI as a one-line message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class RagError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or self.title)
+        self.message = message or self.title
+        self.extra: dict[str, Any] = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.extra}
+
+
+# --- request problems (4xx) -------------------------------------------------
+
+
+class InvalidRequest(RagError):
+    code = "invalid_request"
+    status = 422
+    title = "Invalid request"
+
+
+class NotFound(RagError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Unauthorized(RagError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or invalid API key"
+
+
+class Forbidden(RagError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed for this key"
+
+
+class RateLimited(RagError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str | None = None, retry_after: float = 1.0, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
+class QueueFull(RateLimited):
+    code = "queue_full"
+    title = "Ingestion queue is full"
+
+
+class BudgetExceeded(RagError):
+    code = "budget_exceeded"
+    status = 402
+    title = "Spending budget exceeded"
+
+
+class Conflict(RagError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class DataDirLocked(Conflict):
+    code = "data_dir_locked"
+    title = "The data directory is locked by another writer"
+
+
+# --- document problems ------------------------------------------------------
+
+
+class DocumentError(RagError):
+    """A document that cannot be ingested; nothing already stored is touched."""
+
+    code = "invalid_document"
+    status = 422
+    title = "The document cannot be read"
+
+
+class EmptyDocument(DocumentError):
+    code = "empty_document"
+    title = "The document is empty"
+
+
+class UnsupportedType(DocumentError):
+    code = "unsupported_type"
+    status = 415
+    title = "Unsupported document type"
+
+
+class CorruptDocument(DocumentError):
+    code = "corrupt_document"
+    title = "The document is corrupt or truncated"
+
+
+class EncryptedDocument(DocumentError):
+    code = "encrypted_document"
+    title = "The document is encrypted"
+
+
+class TooLarge(DocumentError):
+    code = "too_large"
+    status = 413
+    title = "Too large"
+
+
+class TooManyPages(TooLarge):
+    code = "too_many_pages"
+    title = "The document has more pages than allowed"
+
+
+class PageTooLarge(TooLarge):
+    code = "page_too_large"
+    title = "A page is larger than allowed"
+
+
+class ImageTooLarge(TooLarge):
+    code = "image_too_large"
+    title = "The image has more pixels than allowed (possible decompression bomb)"
+
+
+class NoTextFound(DocumentError):
+    code = "no_text"
+    title = "No text could be read from the document"
+
+
+# --- dependencies and runtime (5xx) -----------------------------------------
+
+
+class DependencyUnavailable(RagError):
+    code = "dependency_unavailable"
+    status = 503
+    title = "A required component is unavailable"
+
+
+class OcrUnavailable(DependencyUnavailable):
+    code = "ocr_unavailable"
+    title = "Tesseract OCR is not installed"
+
+
+class ModelUnavailable(DependencyUnavailable):
+    code = "model_unavailable"
+    title = "A model could not be loaded"
+
+
+class IndexUnavailable(DependencyUnavailable):
+    code = "index_unavailable"
+    title = "The index is unavailable"
+
+
+class DeadlineExceeded(RagError):
+    code = "deadline_exceeded"
+    status = 504
+    title = "The request took longer than its deadline"
+
+
+class ProviderError(RagError):
+    """A language-model provider failed; ``retryable`` says whether trying again can help."""
+
+    code = "provider_error"
+    status = 502
+    title = "The language-model provider failed"
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        provider: str = "",
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, provider=provider, **extra)
+        self.provider = provider
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+    status = 503
+    title = "No language-model provider could answer"

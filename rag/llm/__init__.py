@@ -1,0 +1,1 @@
+"""The LLM gateway: providers, cache, retries, breakers, limits, budgets."""

@@ -1,0 +1,154 @@
+"""The one ``Settings`` object: built once at start-up from ``RAG_*`` variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. See the README's configuration table for meanings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage ---------------------------------------------------------------
+    data_dir: Path = Path("./var")
+    chroma_url: str | None = None
+    chroma_hnsw_ef_search: int = 100
+    default_collection: str = "default"
+
+    # --- logging ---------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # --- models ----------------------------------------------------------------
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_batch_size: int = 32
+    embedding_device: str = "cpu"
+    tiktoken_encoding: str = "cl100k_base"
+
+    # --- ingestion -------------------------------------------------------------
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    max_upload_mb: int = 50
+    max_pdf_pages: int = 2000
+    max_page_side_points: float = 14400.0
+    max_image_pixels: int = 60_000_000
+    pdf_window_pages: int = 8
+    ocr_enabled: bool = True
+    ocr_language: str = "eng"
+    ocr_dpi: int = 200
+    ocr_min_chars: int = 40
+    ocr_min_printable_ratio: float = 0.85
+    ocr_thread_limit: int = 1
+
+    # --- retrieval and answering -------------------------------------------------
+    dense_k: int = 50
+    lexical_k: int = 50
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    fusion_dense_weight: float = 0.5
+    top_k: int = 8
+    reranker: Literal["cross-encoder", "http", "none"] = "cross-encoder"
+    reranker_model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    reranker_backend: Literal["torch", "onnx"] = "torch"
+    reranker_url: str | None = None
+    reranker_api_key: SecretStr | None = None
+    reranker_timeout_s: float = 5.0
+    rerank_candidates: int = 30
+    relevance_floor: float | None = None
+    context_budget_tokens: int = 3000
+
+    # --- LLM gateway -------------------------------------------------------------
+    llm_chain: str = "extractive"
+    providers_file: Path | None = None
+    secrets_file: Path | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_model: str = "claude-3-5-haiku-latest"
+    llm_max_tokens: int = 512
+    llm_temperature: float = 0.0
+    llm_deadline_s: float = 60.0
+    llm_max_attempts: int = 3
+    llm_backoff_base_s: float = 0.5
+    llm_backoff_max_s: float = 8.0
+    llm_retry_after_cap_s: float = 30.0
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+    llm_connect_timeout_s: float = 5.0
+    llm_read_timeout_s: float = 30.0
+    llm_total_timeout_s: float = 60.0
+    llm_stream_idle_timeout_s: float = 15.0
+    llm_rate_wait_s: float = 2.0
+    cache_enabled: bool = True
+    cache_ttl_s: int = 7 * 24 * 3600
+    cache_nonzero_temperature: bool = False
+    redis_url: str | None = None
+    budget_daily_usd: float | None = None
+    budget_per_key_daily_usd: float | None = None
+    budget_action: Literal["fallback", "fail"] = "fallback"
+
+    # --- HTTP service ------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
+    admin_key: SecretStr | None = None
+    auth_disabled: bool = False
+    workers: int = 1
+    max_queue_depth: int = 100
+    max_question_chars: int = 2000
+    max_top_k: int = 50
+    rate_limit_per_minute: int = 120
+    query_deadline_s: float = 60.0
+    samples_dir: Path | None = None
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: object) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.data_dir / "lexical"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.data_dir / "llm_cache.sqlite3"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once; ``overrides`` win over the environment (tests, CLI flags)."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.chunk_overlap_tokens >= settings.chunk_tokens:
+        raise ValueError("RAG_CHUNK_OVERLAP_TOKENS must be smaller than RAG_CHUNK_TOKENS")
+    return settings
+
+
+__all__ = ["Field", "Settings", "load_settings"]
