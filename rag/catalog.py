@@ -1,0 +1,244 @@
+"""The document catalog: which documents exist, in which state, in which collection.
+
+It is the switch that makes a new version visible: chunks are written to Chroma first,
+then one SQLite transaction marks the new document active and the old version gone.
+Readers only trust chunks of active documents, so they never see half a write.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag.types import Document
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    pages INTEGER NOT NULL DEFAULT 0,
+    ocr_pages INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS documents_by_collection ON documents(collection, state);
+CREATE INDEX IF NOT EXISTS documents_by_name ON documents(collection, name, state);
+CREATE TABLE IF NOT EXISTS generations (
+    collection TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+"""
+
+ACTIVE = "active"
+WRITING = "writing"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection tuned for one writer and many readers (WAL)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _row_to_document(row: sqlite3.Row) -> Document:
+    return Document(
+        id=row["id"],
+        name=row["name"],
+        collection=row["collection"],
+        content_sha256=row["content_sha256"],
+        kind=row["kind"],
+        size_bytes=row["size_bytes"],
+        pages=row["pages"],
+        ocr_pages=row["ocr_pages"],
+        chunks=row["chunks"],
+        state=row["state"],
+        created_at=row["created_at"],
+        metadata=json.loads(row["metadata"]),
+    )
+
+
+class Catalog:
+    """SQLite-backed catalog; safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- reads ------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> Document | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return _row_to_document(row) if row else None
+
+    def list(self, collection: str | None = None, state: str | None = ACTIVE) -> list[Document]:
+        sql, args = "SELECT * FROM documents WHERE 1=1", []
+        if collection is not None:
+            sql += " AND collection = ?"
+            args.append(collection)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY created_at, id"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [_row_to_document(r) for r in rows]
+
+    def collections(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT collection FROM documents UNION SELECT collection FROM generations"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def active_ids(self, collection: str) -> set[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id FROM documents WHERE collection = ? AND state = ?", (collection, ACTIVE)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def active_chunk_total(self, collection: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE collection = ? AND state = ?",
+                (collection, ACTIVE),
+            ).fetchone()
+        return int(row[0])
+
+    def generation(self, collection: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT generation FROM generations WHERE collection = ?", (collection,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def matching_ids(self, collection: str, filters: dict[str, Any]) -> set[str]:
+        """Active documents whose metadata equals every filter (``document_id`` may be a list)."""
+        ids = self.active_ids(collection)
+        wanted = filters.get("document_id")
+        if wanted is not None:
+            ids &= set(wanted) if isinstance(wanted, list | tuple | set) else {str(wanted)}
+        meta_filters = {k: v for k, v in filters.items() if k != "document_id"}
+        if not meta_filters:
+            return ids
+        kept = set()
+        for doc in self.list(collection):
+            if doc.id in ids and all(_matches(doc.metadata.get(k), v) for k, v in meta_filters.items()):
+                kept.add(doc.id)
+        return kept
+
+    # --- writes -----------------------------------------------------------------
+
+    def begin_write(self, document: Document) -> None:
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM documents WHERE id = ? AND state != ?", (document.id, ACTIVE))
+            conn.execute(
+                "INSERT INTO documents (id, collection, name, content_sha256, kind, size_bytes, pages,"
+                " ocr_pages, chunks, state, created_at, updated_at, metadata)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    document.id,
+                    document.collection,
+                    document.name,
+                    document.content_sha256,
+                    document.kind,
+                    document.size_bytes,
+                    document.pages,
+                    document.ocr_pages,
+                    document.chunks,
+                    WRITING,
+                    document.created_at or now,
+                    now,
+                    json.dumps(document.metadata, sort_keys=True),
+                ),
+            )
+
+    def activate(self, document: Document) -> tuple[list[str], int]:
+        """Make ``document`` the one active version of its name; return (replaced ids, generation)."""
+        with self.transaction() as conn:
+            replaced = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM documents WHERE collection = ? AND name = ? AND state = ? AND id != ?",
+                    (document.collection, document.name, ACTIVE, document.id),
+                )
+            ]
+            conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in replaced])
+            conn.execute(
+                "UPDATE documents SET state = ?, pages = ?, ocr_pages = ?, chunks = ?, updated_at = ?"
+                " WHERE id = ?",
+                (ACTIVE, document.pages, document.ocr_pages, document.chunks, time.time(), document.id),
+            )
+            generation = self._bump(conn, document.collection)
+        document.state = ACTIVE
+        return replaced, generation
+
+    def remove(self, doc_id: str) -> tuple[str, int] | None:
+        """Forget a document; return (collection, new generation) or None if unknown."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT collection FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            return row[0], self._bump(conn, row[0])
+
+    def unfinished(self) -> list[Document]:
+        return self.list(state=WRITING)
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection, collection: str) -> int:
+        conn.execute(
+            "INSERT INTO generations (collection, generation) VALUES (?, 1)"
+            " ON CONFLICT(collection) DO UPDATE SET generation = generation + 1",
+            (collection,),
+        )
+        row = conn.execute("SELECT generation FROM generations WHERE collection = ?", (collection,)).fetchone()
+        return int(row[0])
+
+
+def _matches(actual: Any, wanted: Any) -> bool:
+    if isinstance(wanted, list | tuple | set):
+        return actual in wanted
+    return bool(actual == wanted)
+
+
+def discard_unfinished(catalog: Catalog, doc_id: str) -> None:
+    """Drop a half-written document's row without touching generations (it was never visible)."""
+    with catalog.transaction() as conn:
+        conn.execute("DELETE FROM documents WHERE id = ? AND state = ?", (doc_id, WRITING))

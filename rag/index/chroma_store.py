@@ -1,0 +1,164 @@
+"""Chroma access: embedded ``PersistentClient`` by default, ``HttpClient`` for a server."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.errors import IndexUnavailable
+from rag.settings import Settings
+from rag.types import Chunk, Document
+
+GET_PAGE = 5000  # Chroma fails on get() of more than 32,766 records at once
+
+
+def collection_key(collection: str) -> str:
+    """Chroma names allow few characters; user collection names map to a stable hash."""
+    return "rag_" + hashlib.sha256(collection.encode()).hexdigest()[:24]
+
+
+def make_client(settings: Settings) -> Any:
+    import chromadb
+
+    chroma_settings = chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            return chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexUnavailable(f"cannot open Chroma ({exc.__class__.__name__}: {exc})") from exc
+
+
+class ChromaStore:
+    """Chunks, vectors and citation metadata; the source of truth for the lexical side."""
+
+    def __init__(self, client: Any, ef_search: int = 100) -> None:
+        self._client = client
+        self._ef_search = ef_search
+        self._collections: dict[str, Any] = {}
+        self.max_batch = int(client.get_max_batch_size()) if hasattr(client, "get_max_batch_size") else 5000
+
+    def _collection(self, collection: str, create: bool = True) -> Any | None:
+        cached = self._collections.get(collection)
+        if cached is not None:
+            return cached
+        key = collection_key(collection)
+        if create:
+            col = self._client.get_or_create_collection(
+                key,
+                configuration={"hnsw": {"space": "cosine", "ef_search": self._ef_search, "ef_construction": 200}},
+                metadata={"rag_collection": collection},
+                embedding_function=None,
+            )
+        else:
+            try:
+                col = self._client.get_collection(key, embedding_function=None)
+            except Exception:
+                return None
+        self._collections[collection] = col
+        return col
+
+    def add(self, document: Document, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> None:
+        col = self._collection(document.collection)
+        assert col is not None
+        step = min(self.max_batch, GET_PAGE)
+        for start in range(0, len(chunks), step):
+            part = chunks[start : start + step]
+            col.add(
+                ids=[c.id for c in part],
+                embeddings=vectors[start : start + step],
+                documents=[c.text for c in part],
+                metadatas=[self._metadata(document, c) for c in part],
+            )
+
+    @staticmethod
+    def _metadata(document: Document, chunk: Chunk) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "doc_id": chunk.doc_id,
+            "ordinal": chunk.ordinal,
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+            "token_count": chunk.token_count,
+            "document_name": document.name,
+            "content_sha256": document.content_sha256,
+        }
+        if chunk.heading:
+            meta["heading"] = chunk.heading[:500]
+        return meta
+
+    def delete_documents(self, collection: str, doc_ids: list[str]) -> None:
+        col = self._collection(collection, create=False)
+        if col is None or not doc_ids:
+            return
+        for start in range(0, len(doc_ids), 500):
+            col.delete(where={"doc_id": {"$in": doc_ids[start : start + 500]}})
+
+    def query(
+        self, collection: str, vector: npt.NDArray[np.float32], k: int, doc_ids: list[str] | None
+    ) -> list[tuple[str, str, float]]:
+        """``(chunk_id, doc_id, cosine similarity)`` best first."""
+        col = self._collection(collection, create=False)
+        if col is None or k <= 0:
+            return []
+        count = col.count()
+        if count == 0:
+            return []
+        where = {"doc_id": {"$in": doc_ids}} if doc_ids is not None else None
+        res = col.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+            n_results=min(k, count),
+            where=where,
+            include=["distances", "metadatas"],
+        )
+        ids, dists, metas = res["ids"][0], res["distances"][0], res["metadatas"][0]
+        return [(i, str(m["doc_id"]), 1.0 - float(d)) for i, d, m in zip(ids, dists, metas, strict=True)]
+
+    def get(self, collection: str, chunk_ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+        col = self._collection(collection, create=False)
+        if col is None or not chunk_ids:
+            return []
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        for start in range(0, len(chunk_ids), GET_PAGE):
+            res = col.get(ids=chunk_ids[start : start + GET_PAGE], include=["documents", "metadatas"])
+            out.extend(zip(res["ids"], res["documents"], res["metadatas"], strict=True))
+        return out
+
+    def count(self, collection: str) -> int:
+        col = self._collection(collection, create=False)
+        return int(col.count()) if col is not None else 0
+
+    def scan(self, collection: str, with_text: bool = True) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """Every chunk of a collection, a page at a time: ``(id, text, metadata)``."""
+        col = self._collection(collection, create=False)
+        if col is None:
+            return
+        include = ["documents", "metadatas"] if with_text else ["metadatas"]
+        offset = 0
+        while True:
+            res = col.get(limit=GET_PAGE, offset=offset, include=include)
+            if not res["ids"]:
+                return
+            texts = res["documents"] if with_text else [""] * len(res["ids"])
+            yield from zip(res["ids"], texts, res["metadatas"], strict=True)
+            offset += len(res["ids"])
+
+    def heartbeat(self) -> bool:
+        try:
+            self._client.heartbeat()
+            return True
+        except Exception:
+            return False
