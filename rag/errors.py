@@ -200,3 +200,95 @@ class ProviderUnavailable(ProviderError):
     code = "provider_unavailable"
     status = 503
     title = "No language-model provider could answer"
+
+
+class RerankerUnavailable(DependencyUnavailable):
+    """The re-ranker could not score this query; the pipeline falls back to the fused order."""
+
+    code = "reranker_unavailable"
+    title = "The re-ranker is unavailable"
+
+
+# --- LLM gateway (appended by the gateway) ------------------------------------
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    status = 504
+    title = "The language-model provider did not answer in time"
+    retryable = True
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider said 429, or our own per-provider limit would have to wait too long."""
+
+    code = "provider_rate_limited"
+    status = 503
+    title = "The language-model provider is rate limiting"
+    retryable = True
+
+
+class ProviderRejected(ProviderError):
+    """400/404/422: the request itself is wrong, so trying again cannot help."""
+
+    code = "provider_rejected"
+    status = 502
+    title = "The language-model provider rejected the request"
+
+
+class ProviderAuthFailed(ProviderError):
+    code = "provider_auth_failed"
+    status = 502
+    title = "The language-model provider refused the credentials"
+
+
+class MalformedResponse(ProviderError):
+    code = "provider_malformed_response"
+    status = 502
+    title = "The language-model provider sent a malformed response"
+    retryable = True
+
+
+class TruncatedOutput(ProviderError):
+    code = "provider_output_truncated"
+    status = 502
+    title = "The model's output was cut off at its token limit"
+
+
+class InvalidOutput(ProviderError):
+    code = "provider_invalid_output"
+    status = 502
+    title = "The model's output did not match the required JSON shape"
+
+
+class StreamInterrupted(ProviderError):
+    code = "provider_stream_interrupted"
+    status = 502
+    title = "The answer stream broke off before it was complete"
+
+
+class CircuitOpen(ProviderError):
+    code = "provider_circuit_open"
+    status = 503
+    title = "The provider is skipped while its circuit breaker is open"
+
+
+class ConfigurationError(RagError):
+    code = "configuration_error"
+    status = 500
+    title = "The service is misconfigured"
+
+
+# --- evaluation -------------------------------------------------------------
+
+
+class InvalidGoldenSet(InvalidRequest):
+    """A golden set (questions, manifest or documents) that cannot be read as given."""
+
+    code = "invalid_golden_set"
+    title = "The golden set cannot be read"
+
+
+class GoldenSetNotFound(NotFound):
+    code = "golden_set_not_found"
+    title = "No such golden set"

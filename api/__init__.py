@@ -1,0 +1,1 @@
+"""The faces of the service: the HTTP API and the ``rag`` command."""

@@ -1,0 +1,205 @@
+"""The ``rag`` command. Errors print one line with their code; exit status says what happened."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.errors import RagError
+from rag.logs import configure_logging
+from rag.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("rag.cli")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def _walk(paths: list[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from ingest.runtime import Runtime
+
+    files = list(_walk(args.paths))
+    summary: dict[str, Any] = {
+        "documents": 0,
+        "pages": 0,
+        "ocr_pages": 0,
+        "chunks": 0,
+        "duplicates": 0,
+        "failed": [],
+        "seconds": 0.0,
+        "items": [],
+    }
+    started = time.perf_counter()
+    with Runtime(settings) as runtime:
+        bar = tqdm(files, unit="file", disable=args.json or not sys.stderr.isatty(), file=sys.stderr)
+        for path in bar:
+            bar.set_postfix_str(path.name[:40])
+            try:
+                if not path.exists():
+                    raise RagError(f"{path} does not exist")
+                result = runtime.ingestion.ingest_file(path, collection=args.collection)
+            except RagError as exc:
+                code = "not_found" if not path.exists() else exc.code
+                summary["failed"].append({"path": str(path), "code": code, "message": exc.message})
+                if not args.json:
+                    tqdm.write(f"failed {path}: {code}: {exc.message}", file=sys.stderr)
+                continue
+            except Exception as exc:  # a bug must not stop the batch or print a traceback
+                log.debug("unexpected ingestion failure", exc_info=True)
+                summary["failed"].append({"path": str(path), "code": "internal_error", "message": str(exc)})
+                continue
+            if result.duplicate:
+                summary["duplicates"] += 1
+            else:
+                summary["documents"] += 1
+                summary["pages"] += result.pages
+                summary["ocr_pages"] += result.ocr_pages
+                summary["chunks"] += result.chunks
+            summary["items"].append(
+                {
+                    "path": str(path),
+                    "id": result.document.id,
+                    "duplicate": result.duplicate,
+                    "pages": result.pages,
+                    "ocr_pages": result.ocr_pages,
+                    "chunks": result.chunks,
+                    "seconds": round(result.seconds, 3),
+                }
+            )
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"{summary['documents']} documents, {summary['pages']} pages ({summary['ocr_pages']} OCR), "
+            f"{summary['chunks']} chunks, {summary['duplicates']} duplicates skipped, "
+            f"{len(summary['failed'])} failed, {summary['seconds']:.1f} s"
+        )
+        for fail in summary["failed"]:
+            print(f"  failed {fail['path']}: {fail['code']}: {fail['message']}")
+    return EXIT_FAILED if summary["failed"] else EXIT_OK
+
+
+def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.catalog import Catalog
+
+    catalog = Catalog(settings.catalog_path)
+    docs = catalog.list(args.collection)
+    rows = [
+        {
+            "id": d.id,
+            "name": d.name,
+            "collection": d.collection,
+            "pages": d.pages,
+            "ocr_pages": d.ocr_pages,
+            "chunks": d.chunks,
+            "kind": d.kind,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(d.created_at)),
+        }
+        for d in docs
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['id']}  {r['collection']:<12} {r['pages']:>4}p {r['ocr_pages']:>3}ocr {r['chunks']:>5}c  {r['name']}")
+        print(f"{len(rows)} documents")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.runtime import Runtime
+
+    with Runtime(settings) as runtime:
+        runtime.index.delete(args.doc_id)
+    print(f"deleted {args.doc_id}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "ingest": cmd_ingest,
+    "documents": cmd_documents,
+    "delete": cmd_delete,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Question answering over your documents.")
+    parser.add_argument("--data-dir", help="override RAG_DATA_DIR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest files or folders")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("documents", help="list documents")
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("delete", help="delete a document")
+    p.add_argument("doc_id")
+    for extend in EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# other modules register sub-commands here (search, ask, doctor, serve, eval)
+EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extensions()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+        settings = load_settings(**overrides)
+    except Exception as exc:
+        print(f"rag: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except RagError as exc:
+        if getattr(args, "json", False):
+            _print_json({"error": exc.to_dict()})
+        print(f"rag: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_extensions() -> None:
+    """Import the modules that add sub-commands; a missing one just leaves its command out."""
+    import importlib
+
+    for module in ("api.cli_query", "api.cli_serve", "eval.cli"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
