@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from functools import lru_cache
 from typing import Any
@@ -38,8 +39,11 @@ class Embedder:
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim: int = int(dimension())
         self.max_tokens: int = int(self._model.max_seq_length)
-        self._tokenizer = self._model.tokenizer
+        # Tokenizers keep per-call state and are not thread-safe; the chunker counts
+        # tokens in a reader thread while this one embeds, so it gets its own copy.
+        self._tokenizer = copy.deepcopy(self._model.tokenizer)
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> Matrix:
         if not texts:
@@ -60,7 +64,13 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Length in the model's own tokens, including the special tokens it adds."""
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        with self._count_lock:
+            return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        with self._count_lock:
+            encoded = self._tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
 
 
 @lru_cache(maxsize=4)

@@ -53,3 +53,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real sentence-transformers model with random weights: fast, for bulk and crash tests."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from rag.models import bundled_model_path
+
+    base = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path("sentence-transformers/all-MiniLM-L6-v2")))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    target = tmp_path_factory.mktemp("tiny-st")
+    transformer = models.Transformer(str(base), max_seq_length=256)
+    SentenceTransformer(modules=[transformer, models.Pooling(32)]).save(str(target))
+    return str(target)

@@ -147,10 +147,11 @@ class HybridIndex:
             document.chunks = len(chunks)
             self.catalog.begin_write(document)
             self.store.delete_documents(document.collection, [document.id])
+            # load (or rebuild) the lexical side before the switch, while it is still in step
+            lex = self._lexical_for(document.collection)
             self.store.add(document, chunks, vectors)
             with self._rw.write():
                 replaced, generation = self.catalog.activate(document)
-                lex = self._lexical_for(document.collection)
                 lex.remove_documents(set(replaced))
                 lex.add([c.id for c in chunks], [c.doc_id for c in chunks], [c.text for c in chunks])
                 lex.save(generation)
@@ -162,10 +163,10 @@ class HybridIndex:
             doc = self.catalog.get(doc_id)
             if doc is None:
                 raise NotFound(f"document {doc_id} not found")
+            lex = self._lexical_for(doc.collection)
             with self._rw.write():
                 removed = self.catalog.remove(doc_id)
                 if removed is not None:
-                    lex = self._lexical_for(doc.collection)
                     lex.remove_documents({doc_id})
                     lex.save(removed[1])
             self.store.delete_documents(doc.collection, [doc_id])

@@ -29,7 +29,9 @@ DOC_A2 = [
 DOC_B = ["Photosynthesis converts light energy into chemical energy in plants."]
 
 
-def make_doc(doc_id: str, name: str, sentences: list[str], collection: str = "default") -> tuple[Document, list[Chunk]]:
+def make_doc(
+    doc_id: str, name: str, sentences: list[str], collection: str = "default"
+) -> tuple[Document, list[Chunk]]:
     doc = Document(
         id=doc_id,
         name=name,
@@ -58,6 +60,14 @@ def test_write_search_replace_delete(settings, embedder) -> None:  # type: ignor
     try:
         assert write(index, embedder, "a1", "tower.txt", DOC_A1)
         assert write(index, embedder, "b", "plants.txt", DOC_B)
+        assert index.stats()["collections"]["default"] == {
+            "documents": 2,
+            "chunks": 3,
+            "chroma_chunks": 3,
+            "lexical_chunks": 3,
+            "generation": 2,
+            "consistent": True,
+        }
         assert not write(index, embedder, "a1", "tower.txt", DOC_A1), "identical bytes must do nothing"
 
         q = embedder.embed_query("When was the Eiffel Tower completed?")
