@@ -292,3 +292,26 @@ class InvalidGoldenSet(InvalidRequest):
 class GoldenSetNotFound(NotFound):
     code = "golden_set_not_found"
     title = "No such golden set"
+
+
+# --- HTTP service (appended by the API) ----------------------------------------
+
+
+class MethodNotAllowed(RagError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
+class NotReady(DependencyUnavailable):
+    """``/readyz``: a part the service needs is not loaded or not working yet."""
+
+    code = "not_ready"
+    title = "The service is not ready"
+
+
+class JobCancelled(Conflict):
+    """A queued ingestion job whose document was deleted before it ran."""
+
+    code = "cancelled"
+    title = "The job was cancelled"

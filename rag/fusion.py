@@ -99,7 +99,9 @@ def _min_max(hits: list[Hit]) -> dict[str, float]:
     return {h.chunk_id: (h.score - low) / (high - low) for h in hits}
 
 
-def weighted_fusion(dense: Sequence[Hit], lexical: Sequence[Hit], dense_weight: float = 0.5) -> list[FusedHit]:
+def weighted_fusion(
+    dense: Sequence[Hit], lexical: Sequence[Hit], dense_weight: float = 0.5
+) -> list[FusedHit]:
     """Convex mix of min-max normalised scores; a chunk one side missed gets 0 from it."""
     if not 0.0 <= dense_weight <= 1.0:
         raise InvalidRequest("fusion_dense_weight must be between 0 and 1")

@@ -20,6 +20,10 @@ def _load_cross_encoder(loadable: str, backend: str, device: str) -> Any:
     return CrossEncoder(loadable, device=device, backend=backend)
 
 
+def reranker_name(model: str, backend: str = "torch") -> str:
+    return f"cross-encoder:{model}" + (f" ({backend})" if backend != "torch" else "")
+
+
 def _why(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{exc.__class__.__name__}: {first}"[:240]
@@ -35,14 +39,16 @@ class CrossEncoderReranker:
         self, model: str, *, backend: Backend = "torch", device: str = "cpu", batch_size: int = 32
     ) -> None:
         self.model = model
-        self.name = f"cross-encoder:{model}" + (f" ({backend})" if backend != "torch" else "")
+        self.name = reranker_name(model, backend)
         self.loadable, self.origin = resolve_model(model)
         self.batch_size = batch_size
         try:
             self._model = _load_cross_encoder(self.loadable, backend, device)
         except ImportError as exc:
             hint = " (install sentence-transformers[onnx])" if backend == "onnx" else ""
-            raise ModelUnavailable(f"cannot load {model!r} with backend {backend}: {_why(exc)}{hint}") from exc
+            raise ModelUnavailable(
+                f"cannot load {model!r} with backend {backend}: {_why(exc)}{hint}"
+            ) from exc
         except Exception as exc:  # a missing or corrupt model surfaces as many exception types
             raise ModelUnavailable(f"cannot load {model!r} from {self.origin}: {_why(exc)}") from exc
         # one inference at a time keeps memory flat when requests arrive together

@@ -7,7 +7,7 @@ import logging
 from rag.errors import RagError
 from rag.logs import log_event
 from rag.rerank.base import Reranker
-from rag.rerank.cross_encoder import CrossEncoderReranker
+from rag.rerank.cross_encoder import CrossEncoderReranker, reranker_name
 from rag.rerank.http import HttpReranker
 from rag.rerank.none import NoReranker, UnavailableReranker
 from rag.settings import Settings
@@ -25,7 +25,7 @@ def build_reranker(settings: Settings, *, device: str | None = None) -> Reranker
             return UnavailableReranker("http", "RAG_RERANKER=http but RAG_RERANKER_URL is not set")
         key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
         return HttpReranker(settings.reranker_url, api_key=key, timeout_s=settings.reranker_timeout_s)
-    name = f"cross-encoder:{settings.reranker_model}"
+    name = reranker_name(settings.reranker_model, settings.reranker_backend)
     try:
         return CrossEncoderReranker(
             settings.reranker_model,

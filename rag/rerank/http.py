@@ -68,7 +68,9 @@ class HttpReranker:
         try:
             return _parse(response.json(), len(texts))
         except (ValueError, KeyError, TypeError) as exc:
-            raise RerankerUnavailable(f"re-ranker at {self.base_url} sent a malformed response: {exc}") from exc
+            raise RerankerUnavailable(
+                f"re-ranker at {self.base_url} sent a malformed response: {exc}"
+            ) from exc
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         texts = list(passages)
