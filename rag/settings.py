@@ -66,6 +66,7 @@ class Settings(BaseSettings):
 
     # --- LLM gateway -------------------------------------------------------------
     llm_chain: str = "extractive"
+    llm_last_resort: bool = True
     providers_file: Path | None = None
     secrets_file: Path | None = None
     openai_base_url: str = "https://api.openai.com/v1"
@@ -137,6 +138,10 @@ class Settings(BaseSettings):
     @property
     def cache_path(self) -> Path:
         return self.data_dir / "llm_cache.sqlite3"
+
+    @property
+    def budget_path(self) -> Path:
+        return self.data_dir / "llm_budget.sqlite3"
 
     @property
     def uploads_dir(self) -> Path:

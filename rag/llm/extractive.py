@@ -1,0 +1,264 @@
+"""The offline extractive answerer: quotes the source sentences that best answer the question.
+
+It is the embedded default and the last resort of the chain, so it must always work without a
+network or an LLM. A sentence's score mixes meaning (cosine of MiniLM embeddings of question
+and sentence) with wording (IDF-weighted share of the question's stemmed terms it contains):
+embeddings alone over-rate fluent sentences on the right topic that lack the asked-for fact,
+word overlap alone misses paraphrases. Below ``min_score`` it abstains rather than guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rag.llm.schema import ABSTENTION_SENTENCE, GroundedAnswer, canonical_json
+from rag.llm.types import SourceRef
+
+DEFAULT_MIN_SCORE = 0.40
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
+_FACTOID = re.compile(r"^\s*(who|whom|whose|when|where|which|what|how (many|much|long|old|far|big))\b", re.I)
+_MIN_SENTENCE_CHARS = 12
+_CONTEXT_WEIGHT = 0.5  # a question term found only in the sentence before ("It was built ...") counts half
+_TYPE_PENALTY = 0.2  # asked "when" but no date in the sentence: it can hardly be the answer
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+# (question asks for ..., a sentence that could hold it) -- the classic answer-type check of QA systems
+_ANSWER_TYPES = [
+    (
+        re.compile(r"^\s*(when|(in )?(what|which) (year|month|day|date|century|decade))\b", re.I),
+        re.compile(
+            rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS}|century|\d{{1,2}}(st|nd|rd|th)|today|yesterday)\b", re.I
+        ),
+    ),
+    (
+        re.compile(
+            r"^\s*(how (many|much|tall|long|old|far|big|large|high|wide|deep|often|fast)|"
+            r"(what|which) (percentage|percent|number|amount|price|cost|size))\b",
+            re.I,
+        ),
+        re.compile(
+            r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand|"
+            r"million|billion|dozen|half)\b",
+            re.I,
+        ),
+    ),
+]
+_STOPWORD_TEXT = """
+    a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it its
+    itself let me more most my myself no nor not of off on once only or other ought our ours
+    ourselves out over own same she should so some such than that the their theirs them themselves
+    then there these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours yourself yourselves s t did does doc
+    document documents according say says said tell
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def terms(text: str) -> list[str]:
+    words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    return list(_stemmer().stemWords(words)) if words else []
+
+
+def split_paragraphs(text: str) -> list[list[str]]:
+    """pysbd sentences per paragraph; PDF line breaks inside a paragraph are joined."""
+    import pysbd
+
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    paragraphs: list[list[str]] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        flat = " ".join(paragraph.split())
+        sentences = [s.strip() for s in segmenter.segment(flat)] if flat else []
+        sentences = [s for s in sentences if len(s) >= _MIN_SENTENCE_CHARS]
+        if sentences:
+            paragraphs.append(sentences)
+    return paragraphs
+
+
+def split_sentences(text: str) -> list[str]:
+    return [sentence for paragraph in split_paragraphs(text) for sentence in paragraph]
+
+
+def _expected_answer(question: str) -> re.Pattern[str] | None:
+    for asks, holds in _ANSWER_TYPES:
+        if asks.match(question):
+            return holds
+    return None
+
+
+@dataclass
+class Candidate:
+    text: str
+    n: int
+    lexical: float = 0.0
+    semantic: float = 0.0
+    score: float = 0.0
+    context: str = ""  # the sentences before it in its paragraph, for pronouns like "It"
+
+
+@dataclass
+class ExtractiveAnswer:
+    sentences: list[Candidate]
+    abstained: bool
+
+    @property
+    def citations(self) -> list[int]:
+        return sorted({c.n for c in self.sentences})
+
+    @property
+    def text(self) -> str:
+        if self.abstained:
+            return ABSTENTION_SENTENCE
+        return " ".join(f"{c.text} [{c.n}]" for c in self.sentences)
+
+    def render(self, json_mode: bool) -> str:
+        if not json_mode:
+            return self.text
+        return canonical_json(
+            GroundedAnswer(answer=self.text, citations=self.citations, abstained=self.abstained)
+        )
+
+
+class _VectorCache:
+    """Sentence vectors by content hash: the same chunks come back for related questions."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+            return vector
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = vector
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+
+class ExtractiveAnswerer:
+    def __init__(
+        self,
+        embedding_model: str,
+        *,
+        device: str = "cpu",
+        min_score: float = DEFAULT_MIN_SCORE,
+        max_sentences: int = 2,
+        second_ratio: float = 0.9,
+        semantic_weight: float = 0.5,
+        max_candidates: int = 40,
+    ) -> None:
+        self.embedding_model = embedding_model
+        self.device = device
+        self.min_score = min_score
+        self.max_sentences = max(1, max_sentences)
+        self.second_ratio = second_ratio
+        self.semantic_weight = semantic_weight
+        self.max_candidates = max_candidates
+        self._embedder: Any = None
+        self._load_lock = threading.Lock()
+        self._vectors = _VectorCache()
+
+    def _get_embedder(self) -> Any:
+        if self._embedder is None:
+            with self._load_lock:
+                if self._embedder is None:
+                    from rag.embedder import get_embedder
+
+                    self._embedder = get_embedder(self.embedding_model, self.device)
+        return self._embedder
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [self._vectors.key(t) for t in texts]
+        found = [self._vectors.get(k) for k in keys]
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            fresh = self._get_embedder().embed([texts[i] for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                self._vectors.put(keys[i], vector)
+                found[i] = vector
+        return np.stack([v for v in found if v is not None])
+
+    def rank(self, question: str, sources: Sequence[SourceRef]) -> list[Candidate]:
+        """Every usable sentence of the sources, best first."""
+        candidates: list[Candidate] = []
+        for src in sources:
+            for paragraph in split_paragraphs(src.text):
+                for i, sentence in enumerate(paragraph):
+                    context = " ".join(dict.fromkeys([paragraph[0], paragraph[i - 1]])) if i else ""
+                    candidates.append(Candidate(text=sentence, n=src.n, context=context))
+        if not candidates or not question.strip():
+            return []
+        self._score_lexical(question, candidates)
+        if len(candidates) > self.max_candidates:
+            # embedding is the expensive part; a sentence sharing no words rarely wins (ties: source order)
+            order = sorted(range(len(candidates)), key=lambda i: -candidates[i].lexical)
+            candidates = [candidates[i] for i in sorted(order[: self.max_candidates])]
+        vectors = self._embed([question, *(c.text for c in candidates)])
+        similarities = vectors[1:] @ vectors[0]
+        expected = _expected_answer(question)
+        for candidate, similarity in zip(candidates, similarities, strict=True):
+            candidate.semantic = float(similarity)
+            candidate.score = (
+                self.semantic_weight * candidate.semantic + (1 - self.semantic_weight) * candidate.lexical
+            )
+            if expected is not None and not expected.search(candidate.text):
+                candidate.score -= _TYPE_PENALTY
+        return sorted(candidates, key=lambda c: -c.score)
+
+    @staticmethod
+    def _score_lexical(question: str, candidates: list[Candidate]) -> None:
+        """IDF-weighted share of the question's terms in the sentence (half weight if only just before it)."""
+        q_terms = set(terms(question))
+        if not q_terms:
+            return
+        own = [set(terms(c.text)) for c in candidates]
+        total = len(candidates)
+        weights = {t: math.log(1 + (total + 1) / (1 + sum(t in st for st in own))) for t in q_terms}
+        norm = sum(weights.values())
+        for candidate, sentence_terms in zip(candidates, own, strict=True):
+            context_terms = set(terms(candidate.context)) - sentence_terms if candidate.context else set()
+            found = sum(w for t, w in weights.items() if t in sentence_terms)
+            inherited = sum(w for t, w in weights.items() if t in context_terms)
+            candidate.lexical = (found + _CONTEXT_WEIGHT * inherited) / norm
+
+    def answer(self, question: str, sources: Sequence[SourceRef]) -> ExtractiveAnswer:
+        ranked = self.rank(question, sources)
+        if not ranked or ranked[0].score < self.min_score:
+            return ExtractiveAnswer(sentences=[], abstained=True)
+        limit = 1 if _FACTOID.match(question) else self.max_sentences
+        best = ranked[0]
+        chosen = [best]
+        for candidate in ranked[1:]:
+            if len(chosen) >= limit or candidate.score < max(self.min_score, self.second_ratio * best.score):
+                break
+            if candidate.text not in {c.text for c in chosen}:
+                chosen.append(candidate)
+        return ExtractiveAnswer(sentences=chosen, abstained=False)

@@ -1,0 +1,151 @@
+"""The exact-match cache: a repeat costs no provider call; a changed source does."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rag.llm.cache import cache_key
+from tests.fakes.llm_server import FakeLLMServer
+from tests.rag.llm.conftest import GatewayFactory
+from tests.rag.llm.helpers import ask, metric, openai_entry, source
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (CI installs it)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> dict[str, object]:
+    if request.param == "redis":
+        return {"redis_url": request.getfixturevalue("redis_url")}
+    return {}
+
+
+PARIS = "The Eiffel Tower is in Paris."
+
+
+def test_repeat_is_served_from_cache_until_a_source_changes(
+    backend: dict[str, object], fakes: list[FakeLLMServer], gateway_factory: GatewayFactory
+) -> None:
+    gateway = gateway_factory({"a": openai_entry(fakes[0])}, cache_enabled=True, **backend)
+    expected = gateway.cache.name if gateway.cache else None
+    assert expected == ("redis" if backend else "sqlite")
+    question = f"Where is the Eiffel Tower? ({time.time_ns()})"  # unique: redis outlives a test
+
+    async def main() -> None:
+        async with gateway:
+            first = await gateway.complete(ask(question, sources=[source(1, PARIS, sha="v1")]))
+            again = await gateway.complete(ask(question, sources=[source(1, PARIS, sha="v1")]))
+            assert fakes[0].count() == 1
+            assert not first.cached and again.cached and again.text == first.text
+            assert again.usage.cost == 0.0
+            changed = await gateway.complete(
+                ask(question, sources=[source(1, PARIS + " Since 1889.", sha="v2")])
+            )
+            assert not changed.cached and fakes[0].count() == 2
+            bypass = await gateway.complete(
+                ask(question, sources=[source(1, PARIS, sha="v1")], bypass_cache=True)
+            )
+            assert not bypass.cached and fakes[0].count() == 3
+
+    asyncio.run(main())
+    assert metric(gateway, "rag_llm_cache_lookups_total", result="hit") == 1
+    assert metric(gateway, "rag_llm_cache_lookups_total", result="miss") == 2
+    assert metric(gateway, "rag_llm_cache_hits_total", provider="a", model="fake-model") == 1
+
+
+def test_what_is_not_cached(fakes: list[FakeLLMServer], gateway_factory: GatewayFactory) -> None:
+    fakes[0].mode(script=[{"kind": "status", "status": 400}])
+    gateway = gateway_factory({"a": openai_entry(fakes[0]), "b": openai_entry(fakes[1])}, cache_enabled=True)
+
+    async def main() -> None:
+        async with gateway:
+            degraded = await gateway.complete(ask())
+            assert degraded.provider == "b" and degraded.fallbacks
+            healthy = await gateway.complete(ask())
+            assert healthy.provider == "a" and not healthy.cached, "a degraded answer is not cached"
+            for _ in range(2):
+                assert not (await gateway.complete(ask(temperature=0.7))).cached
+
+    asyncio.run(main())
+    assert fakes[0].count() == 4
+
+
+def test_nonzero_temperature_can_be_cached_when_configured(
+    fakes: list[FakeLLMServer], gateway_factory: GatewayFactory
+) -> None:
+    gateway = gateway_factory(
+        {"a": openai_entry(fakes[0])}, cache_enabled=True, cache_nonzero_temperature=True
+    )
+
+    async def main() -> None:
+        async with gateway:
+            await gateway.complete(ask(temperature=0.7))
+            assert (await gateway.complete(ask(temperature=0.7))).cached
+
+    asyncio.run(main())
+    assert fakes[0].count() == 1
+
+
+def test_entries_expire(fakes: list[FakeLLMServer], gateway_factory: GatewayFactory) -> None:
+    gateway = gateway_factory({"a": openai_entry(fakes[0])}, cache_enabled=True, cache_ttl_s=1)
+
+    async def main() -> None:
+        async with gateway:
+            await gateway.complete(ask())
+            assert (await gateway.complete(ask())).cached
+            await asyncio.sleep(1.05)
+            assert not (await gateway.complete(ask())).cached
+
+    asyncio.run(main())
+    assert fakes[0].count() == 2
+
+
+def test_cache_key_normalises_whitespace_and_tracks_sources() -> None:
+    base = ask("Where is it?")
+    spaced = base.model_copy(
+        update={
+            "messages": [
+                m.model_copy(update={"content": "  " + m.content.replace(" ", "   ") + "\n"})
+                for m in base.messages
+            ]
+        }
+    )
+    assert cache_key(base, "a=m") == cache_key(spaced, "a=m")
+    assert cache_key(base, "a=m") != cache_key(base, "b=m")
+    other_hash = ask("Where is it?", sources=[source(1, "The Eiffel Tower is in Paris.", sha="other")])
+    assert cache_key(base, "a=m") != cache_key(other_hash, "a=m")
+    assert cache_key(base, "a=m") != cache_key(base.model_copy(update={"prompt_version": "2"}), "a=m")
+    assert cache_key(base, "a=m") != cache_key(base.model_copy(update={"max_tokens": 9}), "a=m")
