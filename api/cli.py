@@ -103,7 +103,7 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     from rag.catalog import Catalog
 
     catalog = Catalog(settings.catalog_path)
-    docs = catalog.list(args.collection)
+    docs = catalog.documents(args.collection)
     rows = [
         {
             "id": d.id,
@@ -121,7 +121,9 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(rows)
     else:
         for r in rows:
-            print(f"{r['id']}  {r['collection']:<12} {r['pages']:>4}p {r['ocr_pages']:>3}ocr {r['chunks']:>5}c  {r['name']}")
+            print(
+                f"{r['id']}  {r['collection']:<12} {r['pages']:>4}p {r['ocr_pages']:>3}ocr {r['chunks']:>5}c  {r['name']}"
+            )
         print(f"{len(rows)} documents")
     return EXIT_OK
 

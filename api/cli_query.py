@@ -44,7 +44,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> Any:
         with _runtime(settings) as rt:
             try:
-                return await rt.query.ask(args.question, collection=args.collection, bypass_cache=args.no_cache)
+                return await rt.query.ask(
+                    args.question, collection=args.collection, bypass_cache=args.no_cache
+                )
             finally:
                 await rt.gateway.aclose()
 
@@ -89,7 +91,12 @@ def doctor_report(settings: Settings) -> dict[str, Any]:
                 "ok": True,
             }
         except Exception as exc:
-            report["embedder"] = {"model": settings.embedding_model, "origin": origin, "ok": False, "error": str(exc)}
+            report["embedder"] = {
+                "model": settings.embedding_model,
+                "origin": origin,
+                "ok": False,
+                "error": str(exc),
+            }
         reranker = rt.reranker
         report["reranker"] = {
             "name": reranker.name,
@@ -131,11 +138,16 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         print(f"embedder   {'ok ' if emb['ok'] else 'BAD'} {emb['model']} ({emb['origin']})")
         rr = report["reranker"]
         state = "ok " if rr["available"] else "off"
-        print(f"reranker   {state} {rr['name']}" + (f" - {rr['reason']}; using fused order" if rr["reason"] else ""))
+        print(
+            f"reranker   {state} {rr['name']}"
+            + (f" - {rr['reason']}; using fused order" if rr["reason"] else "")
+        )
         idx = report["index"]
         print(f"index      {'ok ' if idx.get('ok') else 'BAD'} {json.dumps(idx.get('collections', idx))}")
         for p in report["providers"] if isinstance(report["providers"], list) else []:
-            print(f"provider   {'ok ' if p['available'] else 'off'} {p['name']} {p['model']} breaker={p['breaker']}")
+            print(
+                f"provider   {'ok ' if p['available'] else 'off'} {p['name']} {p['model']} breaker={p['breaker']}"
+            )
         ocr = report["ocr"]
         print(f"ocr        {'ok ' if ocr['ok'] else 'BAD'} {ocr['version'] or 'tesseract not installed'}")
         print(f"tokenizer  {'ok ' if report['tokenizer']['ok'] else 'BAD'} {report['tokenizer']['encoding']}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rag.embedder import Embedder, get_embedder
 from rag.index.hybrid import HybridIndex, open_index
@@ -18,12 +18,16 @@ from rag.settings import Settings
 if TYPE_CHECKING:
     from ingest.chunking import Chunker
     from ingest.pipeline import IngestionPipeline
+    from rag.answering import QueryPipeline
+    from rag.rerank.base import Reranker
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, writer: bool = True) -> None:
+    def __init__(self, settings: Settings, *, writer: bool = True, registry: Any = None) -> None:
+        """``registry`` is the Prometheus registry the gateway reports to (the app's own, in tests)."""
         self.settings = settings
         self.writer = writer
+        self.registry = registry
         # Writes only; tesseract's OpenMP threads fight each other on small machines.
         os.environ.setdefault("OMP_THREAD_LIMIT", str(settings.ocr_thread_limit))
 
@@ -47,6 +51,31 @@ class Runtime:
         from ingest.pipeline import IngestionPipeline
 
         return IngestionPipeline(self.settings, self.index, self.embedder, self.chunker)
+
+    @cached_property
+    def reranker(self) -> Reranker:
+        from rag.rerank.factory import build_reranker
+
+        return build_reranker(self.settings)
+
+    @cached_property
+    def gateway(self) -> Any:
+        """The LLM gateway (cache, providers in fallback order, breakers, budget)."""
+        from rag.llm.gateway import Gateway
+
+        if self.registry is not None:
+            return Gateway.from_settings(self.settings, registry=self.registry)
+        return Gateway.from_settings(self.settings)
+
+    @cached_property
+    def query(self) -> QueryPipeline:
+        from rag.answering import QueryPipeline
+        from rag.index.base import Index
+
+        # HybridIndex.write returns whether it wrote; the Index protocol says None
+        return QueryPipeline(
+            self.settings, cast(Index, self.index), self.embedder, self.reranker, self.gateway
+        )
 
     def close(self) -> None:
         if "index" in self.__dict__:

@@ -335,9 +335,10 @@ class QueryPipeline:
 
     # --- answering ------------------------------------------------------------------
 
-    def _prepare(
+    def prepare(
         self, question: str, collection: str | None, filters: Filters | None, k: int
     ) -> tuple[_Retrieval, RetrievalInfo, PackedContext]:
+        """Retrieval, relevance floor and packing: everything before the LLM (benchmarks time this)."""
         retrieval = self._retrieve(question, collection, filters, k)
         kept = self._apply_floor(retrieval)
         clock = _Clock()
@@ -459,7 +460,7 @@ class QueryPipeline:
         started = time.perf_counter()
         question, k = self._check(question, top_k)
         gateway = self._gateway()
-        retrieval, info, packed = await asyncio.to_thread(self._prepare, question, collection, filters, k)
+        retrieval, info, packed = await asyncio.to_thread(self.prepare, question, collection, filters, k)
         if not packed.sources:
             return self._no_sources(retrieval, info, started)
         request = self._request(
@@ -491,7 +492,7 @@ class QueryPipeline:
         started = time.perf_counter()
         question, k = self._check(question, top_k)
         gateway = self._gateway()
-        retrieval, info, packed = await asyncio.to_thread(self._prepare, question, collection, filters, k)
+        retrieval, info, packed = await asyncio.to_thread(self.prepare, question, collection, filters, k)
         if not packed.sources:
             answer = self._no_sources(retrieval, info, started)
             yield StreamEvent(type="delta", text=answer.answer)

@@ -105,7 +105,7 @@ class Catalog:
             row = self._conn.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return _row_to_document(row) if row else None
 
-    def list(self, collection: str | None = None, state: str | None = ACTIVE) -> list[Document]:
+    def documents(self, collection: str | None = None, state: str | None = ACTIVE) -> list[Document]:
         sql, args = "SELECT * FROM documents WHERE 1=1", []
         if collection is not None:
             sql += " AND collection = ?"
@@ -157,7 +157,7 @@ class Catalog:
         if not meta_filters:
             return ids
         kept = set()
-        for doc in self.list(collection):
+        for doc in self.documents(collection):
             if doc.id in ids and all(_matches(doc.metadata.get(k), v) for k, v in meta_filters.items()):
                 kept.add(doc.id)
         return kept
@@ -219,7 +219,7 @@ class Catalog:
             return row[0], self._bump(conn, row[0])
 
     def unfinished(self) -> list[Document]:
-        return self.list(state=WRITING)
+        return self.documents(state=WRITING)
 
     @staticmethod
     def _bump(conn: sqlite3.Connection, collection: str) -> int:
@@ -228,7 +228,9 @@ class Catalog:
             " ON CONFLICT(collection) DO UPDATE SET generation = generation + 1",
             (collection,),
         )
-        row = conn.execute("SELECT generation FROM generations WHERE collection = ?", (collection,)).fetchone()
+        row = conn.execute(
+            "SELECT generation FROM generations WHERE collection = ?", (collection,)
+        ).fetchone()
         return int(row[0])
 
 

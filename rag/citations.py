@@ -102,10 +102,20 @@ def _snippet(source: SourceRef, claim: str) -> str:
     return (cut[: cut.rfind(" ")] if " " in cut else cut) + "…"
 
 
+_MARKER_ONLY = re.compile(r"(?:\[\s*\d+(?:\s*,\s*\d+)*\s*\]\s*)+")
+
+
 def _claims(text: str) -> dict[int, str]:
     """Label -> the sentences of the answer that cite it (the claim a snippet should support)."""
     out: dict[int, str] = {}
-    for sentence in _SENTENCE_END.split(text):
+    sentences: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        # "Claim. [1]" puts the marker after the full stop: it belongs to the sentence before
+        if sentences and _MARKER_ONLY.fullmatch(piece.strip()):
+            sentences[-1] = f"{sentences[-1]} {piece.strip()}"
+        else:
+            sentences.append(piece)
+    for sentence in sentences:
         for n in parse_markers(sentence):
             out[n] = (out.get(n, "") + " " + sentence).strip()
     return out

@@ -36,7 +36,10 @@ class Embedder:
                 f"embedding model {model!r} could not be loaded from {self.origin} ({exc.__class__.__name__})"
             ) from exc
         self.batch_size = batch_size
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dim: int = int(dimension())
         self.max_tokens: int = int(self._model.max_seq_length)
         # Tokenizers keep per-call state and are not thread-safe; the chunker counts

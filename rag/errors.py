@@ -315,3 +315,21 @@ class JobCancelled(Conflict):
 
     code = "cancelled"
     title = "The job was cancelled"
+
+
+# --- evaluation against a running service (appended by eval) ---------------------
+
+
+class ServiceUnreachable(DependencyUnavailable):
+    """``rag eval --url``: the service did not answer (refused, timed out, not HTTP)."""
+
+    code = "service_unreachable"
+    title = "The service cannot be reached"
+
+
+class RemoteServiceError(RagError):
+    """``rag eval --url``: the service answered with a problem; its code and detail are in the message."""
+
+    code = "remote_service_error"
+    status = 502
+    title = "The service refused the request"

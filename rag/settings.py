@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     max_page_side_points: float = 14400.0
     max_image_pixels: int = 60_000_000
     pdf_window_pages: int = 8
+    pdf_text_engine: Literal["pdfium", "pypdf"] = "pdfium"
     ocr_enabled: bool = True
     ocr_language: str = "eng"
     ocr_dpi: int = 200

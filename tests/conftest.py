@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from rag.settings import Settings, load_settings  # noqa: E402
+from rag.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("RAG_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
@@ -64,7 +64,9 @@ def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     from rag.models import bundled_model_path
 
     base = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path("sentence-transformers/all-MiniLM-L6-v2")))
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(bundled_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    )
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,

@@ -17,7 +17,9 @@ class Index(Protocol):
     replaces the old one in one step, and a crash mid-write leaves no trace.
     """
 
-    def write(self, document: Document, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> None: ...
+    def write(self, document: Document, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> bool:
+        """Store a document; False when these exact bytes were already stored (no work done)."""
+        ...
 
     def delete(self, doc_id: str) -> None: ...
 

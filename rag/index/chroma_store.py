@@ -58,7 +58,9 @@ class ChromaStore:
         if create:
             col = self._client.get_or_create_collection(
                 key,
-                configuration={"hnsw": {"space": "cosine", "ef_search": self._ef_search, "ef_construction": 200}},
+                configuration={
+                    "hnsw": {"space": "cosine", "ef_search": self._ef_search, "ef_construction": 200}
+                },
                 metadata={"rag_collection": collection},
                 embedding_function=None,
             )

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 class HybridIndex:
     """The embedded index. Open it with :func:`open_index`."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, store: ChromaStore, lock: WriterLock | None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, store: ChromaStore, lock: WriterLock | None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
@@ -185,7 +187,9 @@ class HybridIndex:
         active = self._active_ids(collection)
         fetch = k
         while True:
-            raw = self.store.query(collection, query_vec, fetch, sorted(allowed) if allowed is not None else None)
+            raw = self.store.query(
+                collection, query_vec, fetch, sorted(allowed) if allowed is not None else None
+            )
             kept = [r for r in raw if r[1] in active]
             if len(kept) >= k or len(raw) < fetch or fetch >= 8 * k:
                 break
@@ -231,7 +235,7 @@ class HybridIndex:
     def stats(self) -> dict[str, Any]:
         collections = {}
         for collection in self.catalog.collections():
-            docs = self.catalog.list(collection)
+            docs = self.catalog.documents(collection)
             expected = sum(d.chunks for d in docs)
             chroma = self.store.count(collection)
             lexical = self._lexical_for(collection).size

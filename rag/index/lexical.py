@@ -300,7 +300,9 @@ class LexicalIndex:
         try:
             manifest = json.loads((directory / "manifest.json").read_text())
             with (directory / "vocab.txt").open(encoding="utf-8") as fh:
-                terms = [line.rstrip("\n") for _, line in zip(range(manifest["vocab_size"]), fh, strict=False)]
+                terms = [
+                    line.rstrip("\n") for _, line in zip(range(manifest["vocab_size"]), fh, strict=False)
+                ]
             if len(terms) != manifest["vocab_size"]:
                 raise ValueError("vocabulary shorter than the manifest says")
             segments = []

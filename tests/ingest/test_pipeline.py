@@ -26,7 +26,7 @@ def squad_texts(datasets: Path, n: int) -> list[str]:
 
 def snapshot(runtime: Runtime) -> dict:
     stats = runtime.index.stats()["collections"]
-    return {"stats": stats, "docs": sorted(d.id for d in runtime.index.catalog.list())}
+    return {"stats": stats, "docs": sorted(d.id for d in runtime.index.catalog.documents())}
 
 
 @pytest.mark.slow
@@ -44,7 +44,7 @@ def test_ingest_is_idempotent_and_replaces_versions(settings, datasets, tmp_path
         path.write_text(texts[2])  # same name, new content: replaces in one step
         second = rt.ingestion.ingest_file(path)
         assert second.document.id != first.document.id
-        docs = rt.index.catalog.list("default")
+        docs = rt.index.catalog.documents("default")
         assert [d.id for d in docs] == [second.document.id]
         stats = rt.index.stats()["collections"]["default"]
         assert stats["consistent"] and stats["chunks"] == second.chunks
@@ -84,7 +84,8 @@ def _bad_inputs(tmp_path: Path, datasets: Path) -> dict[str, Path]:
     files["too_many_pages"] = tmp_path / "long.pdf"
     files["too_many_pages"].write_bytes(buf.getvalue())
     files["unsupported_type"] = tmp_path / "garbage.pdf"
-    files["unsupported_type"].write_bytes(bytes(random.Random(7).randrange(256) for _ in range(4096)))
+    rng = random.Random(7)
+    files["unsupported_type"].write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
     return files
 
 
@@ -144,7 +145,9 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_write_leaves_whole_document_or_none(settings, tiny_embedding_model, datasets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_mid_write_leaves_whole_document_or_none(
+    settings, tiny_embedding_model, datasets, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     texts = squad_texts(datasets, 400)
     big = tmp_path / "big.txt"
     big.write_text("\n\n".join(texts))  # ~450 chunks: Chroma's add takes a while
@@ -166,7 +169,7 @@ def test_sigkill_mid_write_leaves_whole_document_or_none(settings, tiny_embeddin
         index = open_index(settings.model_copy(update={"embedding_model": tiny_embedding_model}))
         try:
             stats = index.stats()["collections"].get("default")
-            docs = index.catalog.list("default")
+            docs = index.catalog.documents("default")
             if docs:
                 assert len(docs) == 1 and stats is not None
                 assert stats["chroma_chunks"] == stats["lexical_chunks"] == docs[0].chunks > 300

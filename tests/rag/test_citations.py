@@ -86,3 +86,20 @@ def test_long_snippets_are_cut_at_a_word() -> None:
     snippet = checked.citations[0].snippet
     assert len(snippet) <= SNIPPET_CHARS + 1 and snippet.endswith("…")
     assert long_sentence.startswith(snippet[:-1])
+
+
+def test_marker_after_the_full_stop_cites_the_sentence_before_it() -> None:
+    from rag.citations import check_answer
+    from rag.llm.types import SourceRef
+
+    source = SourceRef(
+        n=1,
+        chunk_id="d:000000",
+        document_id="d",
+        document_name="log.txt",
+        content_sha256="x",
+        pages=[1],
+        text="Orchard log, spring. The harvest weighed 412 kilograms. Rain came late.",
+    )
+    checked = check_answer("The harvest weighed 412 kilograms. [1]", [source])
+    assert "412 kilograms" in checked.citations[0].snippet

@@ -79,7 +79,7 @@ def test_write_search_replace_delete(settings, embedder) -> None:  # type: ignor
 
         # a new version of tower.txt replaces the old one on both sides
         assert write(index, embedder, "a2", "tower.txt", DOC_A2)
-        docs = {d.id for d in index.catalog.list("default")}
+        docs = {d.id for d in index.catalog.documents("default")}
         assert docs == {"a2", "b"}
         assert {h.doc_id for h in index.dense(q, 10, "default")} == {"a2", "b"}
         assert {h.doc_id for h in index.lexical("Eiffel Tower", 10, "default")} == {"a2"}

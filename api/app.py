@@ -1,0 +1,70 @@
+"""The FastAPI application; serve it with ``rag serve`` or ``uvicorn --factory api.app:create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.middleware import RequestContext
+from api.routes import documents, jobs, ops, query
+from api.service import Service
+from rag.settings import Settings, load_settings
+
+DESCRIPTION = """Answers questions from the documents you upload, with citations (document, pages, snippet).
+
+Authenticate with `Authorization: Bearer KEY`; every collection belongs to the key's tenant.
+Every error is `application/problem+json` (RFC 9457) with a stable `code` and the `request_id`
+that is also in the `X-Request-ID` response header and the server log."""
+
+
+def create_app(settings: Settings | None = None, *, registry: Any = None) -> FastAPI:
+    """Build the app; nothing is opened until start-up. ``registry`` isolates metrics (tests)."""
+    settings = settings or load_settings()
+    service = Service(settings, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            await service.close_gateway()
+            await asyncio.to_thread(service.stop)
+
+    app = FastAPI(
+        title="RAG question answering",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    problems.install(app, on_problem=lambda exc: service.metrics.errors.labels(exc.code).inc())
+    app.include_router(documents.router)
+    app.include_router(jobs.router)
+    app.include_router(query.router)
+    app.include_router(ops.router)
+    app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
+    app.add_middleware(RequestContext, metrics=service.metrics, max_upload_bytes=settings.max_upload_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the shared Problem body every error response refers to."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = problems.Problem.model_json_schema()
+    app.openapi_schema = schema
+    return schema
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,46 @@
+"""FastAPI dependencies: the service, and who is calling (authenticated and rate-limited)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import Principal, require_admin, require_tenant
+from api.service import Service
+
+bearer = HTTPBearer(auto_error=False, description="An API key: 'Authorization: Bearer KEY'")
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def get_principal(
+    request: Request,
+    service: Annotated[Service, Depends(get_service)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    principal = service.keyring.authenticate(credentials.credentials if credentials else None)
+    request.state.principal = principal
+    service.limiter.check(principal.key_id if principal.key_id != "local" else _client(request))
+    return principal
+
+
+def _client(request: Request) -> str:
+    return "local:" + (request.client.host if request.client else "unknown")
+
+
+def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    return require_tenant(principal)
+
+
+def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    return require_admin(principal)
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+TenantDep = Annotated[Principal, Depends(get_tenant)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

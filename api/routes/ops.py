@@ -1,0 +1,144 @@
+"""Operations: liveness, readiness, metrics, error-code descriptions, admin views, the web page."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from api.deps import AdminDep, ServiceDep
+from api.problems import PROBLEM_MEDIA_TYPE, describe_code, error_responses, problem_body
+from api.routes.jobs import job_out
+from api.schemas import Health, JobOut, Readiness
+from api.service import Service
+from ingest.jobs import STATES
+from rag.errors import InvalidRequest, NotFound, NotReady
+
+router = APIRouter()
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+
+@router.get("/healthz", response_model=Health, tags=["ops"], summary="The process is up")
+async def healthz(service: ServiceDep) -> Health:
+    return Health(status="ok", uptime_s=round(time.time() - service.started_at, 3))
+
+
+def readiness(service: Service) -> tuple[bool, dict[str, Any]]:
+    """What a load balancer needs to know; reading it never loads anything."""
+    runtime = service.runtime.__dict__
+    checks: dict[str, Any] = {}
+    try:
+        index = service.runtime.index
+        checks["index"] = {
+            "ok": True,
+            "backend": "chroma-http" if service.settings.chroma_url else "chroma-embedded",
+            "writable": index.writable,
+        }
+    except Exception as exc:
+        checks["index"] = {"ok": False, "reason": exc.__class__.__name__}
+    embedder = runtime.get("embedder")
+    checks["embedder"] = {"ok": embedder is not None, "model": service.settings.embedding_model}
+    reranker = runtime.get("reranker")
+    checks["reranker"] = (
+        {"ok": True, "name": reranker.name, "available": reranker.available, "reason": reranker.reason}
+        if reranker is not None
+        else {"ok": False, "reason": "not loaded yet"}
+    )
+    gateway = runtime.get("gateway")
+    if gateway is None:
+        checks["providers"] = {"ok": False, "reason": "not loaded yet"}
+    else:
+        lanes = jsonable_encoder(gateway.status())
+        checks["providers"] = {"ok": any(lane.get("available") for lane in lanes), "chain": lanes}
+    counts = service.jobs.store.counts()
+    checks["jobs"] = {"ok": service.jobs.alive, "workers": service.settings.workers, **counts}
+    if service.warm_error is not None:
+        checks["warmup"] = {
+            "ok": False,
+            "code": service.warm_error.code,
+            "reason": service.warm_error.message,
+        }
+    else:
+        checks["warmup"] = {"ok": service.ready.is_set()}
+    ready = all(c.get("ok") for c in checks.values())
+    return ready, checks
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses=error_responses(503),
+    tags=["ops"],
+    summary="Index, models, providers (with breaker state), re-ranker, job workers",
+)
+async def readyz(service: ServiceDep) -> Any:
+    ready, checks = await asyncio.to_thread(readiness, service)
+    if ready:
+        return Readiness(ready=True, checks=checks)
+    body = problem_body(NotReady("Some parts of the service are not ready", retry_after=5))
+    body["checks"] = checks
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE, headers={"Retry-After": "5"})
+
+
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    response_class=Response,
+)
+async def metrics(service: ServiceDep) -> Response:
+    body, content_type = service.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get(
+    "/problems/{code}",
+    tags=["ops"],
+    summary="What an error code means (the target of a problem's `type`)",
+    responses=error_responses(404),
+)
+async def problem_type(code: str) -> dict[str, Any]:
+    found = describe_code(code)
+    if found is None:
+        raise NotFound(f"no error code {code[:64]!r}")
+    return found
+
+
+@router.get(
+    "/v1/admin/stats",
+    tags=["admin"],
+    responses=error_responses(401, 403, 429),
+    summary="Index statistics of every collection (chunk counts on both index sides), and the job queue",
+)
+async def admin_stats(service: ServiceDep, _: AdminDep) -> dict[str, Any]:
+    stats = await asyncio.to_thread(service.runtime.index.stats)
+    return {"index": stats, "jobs": service.jobs.store.counts()}
+
+
+@router.get(
+    "/v1/admin/jobs",
+    tags=["admin"],
+    response_model=list[JobOut],
+    responses=error_responses(401, 403, 422, 429),
+    summary="Recent jobs of every tenant",
+)
+async def admin_jobs(
+    service: ServiceDep,
+    principal: AdminDep,
+    state: Annotated[str | None, Query(description="queued, running, succeeded or failed")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[JobOut]:
+    if state is not None and state not in STATES:
+        raise InvalidRequest(f"state: one of {', '.join(STATES)}")
+    return [job_out(principal, j) for j in service.jobs.store.recent(state=state, limit=limit)]
+
+
+@router.get("/", include_in_schema=False)
+async def index_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

@@ -1,0 +1,149 @@
+"""Questions (answered, or streamed as Server-Sent Events) and retrieval-only search."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.auth import Principal
+from api.deps import ServiceDep, TenantDep
+from api.limits import check_question, check_top_k
+from api.problems import error_responses, problem_body
+from api.schemas import QueryRequest, SearchRequest
+from api.service import Service
+from rag.answering import Answer, SearchResult, StreamEvent
+from rag.errors import DeadlineExceeded, RagError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["query"])
+
+_QUERY_ERRORS = error_responses(401, 402, 403, 413, 422, 429, 502, 503, 504)
+_SSE_DOC = (
+    'With `stream: true`: `event: delta` events whose data is `{"text": ...}`, then one `event: answer`'
+    " whose data is the answer object (citations, usage, timings); a failure after the stream began is an"
+    " `event: error` whose data is a problem object."
+)
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = asyncio.get_running_loop().time() + seconds
+
+    def timeout(self) -> asyncio.Timeout:
+        return asyncio.timeout_at(self.at)
+
+    def exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"the query took longer than {self.seconds:g} s")
+
+
+def _scope(service: Service, principal: Principal, collection: str | None) -> str:
+    return principal.internal(collection or service.settings.default_collection)
+
+
+@router.post(
+    "/query",
+    response_model=Answer,
+    responses={
+        200: {"description": "the answer, or an SSE stream of it", "content": {"text/event-stream": {}}},
+        **_QUERY_ERRORS,
+    },
+    summary="Ask a question; the answer cites document, pages and snippet",
+    description=_SSE_DOC,
+)
+async def query(body: QueryRequest, service: ServiceDep, principal: TenantDep) -> Any:
+    settings = service.settings
+    question = check_question(body.question, settings)
+    top_k = check_top_k(body.top_k, settings)
+    collection = _scope(service, principal, body.collection)
+    deadline = _Deadline(settings.query_deadline_s)
+    args: dict[str, Any] = {
+        "collection": collection,
+        "filters": body.filters or None,
+        "top_k": top_k,
+        "api_key_id": principal.key_id,
+        "bypass_cache": body.bypass_cache,
+    }
+    try:
+        async with deadline.timeout():
+            pipeline = await service.query_pipeline()
+            if body.stream:
+                events = pipeline.stream(question, **args)
+                first = await anext(events)
+            else:
+                answer = await pipeline.ask(question, **args)
+    except TimeoutError:
+        raise deadline.exceeded() from None
+    except StopAsyncIteration:
+        raise RagError("the answer stream ended before it began") from None
+    if body.stream:
+        return StreamingResponse(
+            _sse(service, events, first, deadline),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    service.metrics.answers.labels(str(answer.abstained).lower(), str(answer.cached).lower(), "false").inc()
+    return answer
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _sse(
+    service: Service, events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: _Deadline
+) -> AsyncIterator[bytes]:
+    """Deltas as they come, the checked answer last; errors after the first byte become an event."""
+    event: StreamEvent | None = first
+    try:
+        while event is not None:
+            if event.type == "answer" and event.answer is not None:
+                answer = event.answer
+                service.metrics.answers.labels(
+                    str(answer.abstained).lower(), str(answer.cached).lower(), "true"
+                ).inc()
+                yield _event("answer", answer.model_dump(mode="json"))
+            else:
+                yield _event("delta", {"text": event.text})
+            try:
+                async with deadline.timeout():
+                    event = await anext(events)
+            except StopAsyncIteration:
+                event = None
+    except TimeoutError:
+        yield _event("error", problem_body(deadline.exceeded()))
+    except RagError as exc:
+        yield _event("error", problem_body(exc))
+    except Exception:
+        log.exception("answer stream failed")
+        yield _event("error", problem_body(RagError("The answer stream failed; it has been logged.")))
+    finally:
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+@router.post(
+    "/search",
+    response_model=SearchResult,
+    responses=error_responses(401, 403, 413, 422, 429, 503, 504),
+    summary="Retrieval only: the best chunks with every stage's scores",
+)
+async def search(body: SearchRequest, service: ServiceDep, principal: TenantDep) -> SearchResult:
+    settings = service.settings
+    question = check_question(body.query, settings)
+    top_k = check_top_k(body.top_k, settings)
+    collection = _scope(service, principal, body.collection)
+    deadline = _Deadline(settings.query_deadline_s)
+    try:
+        async with deadline.timeout():
+            pipeline = await service.query_pipeline()
+            return await asyncio.to_thread(pipeline.search, question, collection, body.filters or None, top_k)
+    except TimeoutError:
+        raise deadline.exceeded() from None

@@ -1,0 +1,451 @@
+"""Pages -> overlapping, sentence-aware chunks with exact character offsets.
+
+How a document is cut, coarsest first:
+
+* **Blocks.** Blank lines, list-item starts and the start/end of every known heading are
+  hard boundaries: no sentence crosses them (tables, lists and headings stay apart).
+* **Sentences.** Each block is segmented with pysbd. pysbd rewrites text internally, so its
+  sentences are only used as boundary hints and located in the original text; whatever it
+  loses or mangles is merged into a neighbouring sentence, so the sentences always partition
+  the non-whitespace of the page. Single line breaks are shown to pysbd as spaces (same
+  length, so offsets stay exact): PDF and OCR text wraps lines mid-sentence.
+* **Oversized sentences** (tables, OCR noise) are cut at their line breaks, then into windows
+  of whole tiktoken tokens; nothing is ever dropped.
+* **Packing.** Sentences are packed greedily up to ``chunk_tokens`` tiktoken tokens; the next
+  chunk starts with the last whole sentences of the previous one that fit in
+  ``overlap_tokens``. Every chunk is also checked against the embedder's own limit
+  (``model_max_tokens`` in the model's tokens, once per chunk) and shrunk if it is over.
+
+Page boundaries: a chunk may run across a page break (the sentence may continue on the next
+page), but when the chunk is already at least half full and the page ends with a finished
+sentence, the chunk ends there and the next one starts on the new page without overlap, so
+most chunks cite a single page. A heading starting a new section is treated the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pysbd.lang.english import English
+from pysbd.processor import Processor
+
+from rag.errors import ConfigurationError, DocumentError
+from rag.tokens import get_encoding
+from rag.types import PAGE_SEPARATOR, Chunk, Page, chunk_id
+
+if TYPE_CHECKING:
+    from rag.embedder import Embedder
+    from rag.settings import Settings
+
+__all__ = ["Chunker", "sentence_spans"]
+
+MIN_CHUNK_TOKENS = 16
+_SOFT_BREAK_FILL = 0.5  # a page/section break ends a chunk once it is this full
+_MAX_PYSBD_CHARS = 4000  # pysbd is super-linear on long inputs; larger pieces are cut first
+
+
+class _English(English):
+    """pysbd's English with its numbered-reference regex made linear.
+
+    The upstream pattern backtracks exponentially on digit runs after a period
+    (pySBD issues #58, #79: ``"..[111 111 111 ...]"`` never returns). Wrapping the repeated
+    group in an atomic group keeps the matches identical and the time linear.
+    """
+
+    NUMBERED_REFERENCE_REGEX = (
+        r"(?<=[^\d\s])(\.|∯)((\[((?>\d{1,3},?\s?-?\s?))*\b\d{1,3}\])+|((\d{1,3}\s?)?\d{1,3}))(\s)(?=[A-Z])"
+    )
+
+
+_ABBREVIATIONS = frozenset(a.strip().lower() for a in English.Abbreviation.ABBREVIATIONS)
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_LIST_ITEM = re.compile(r"\n(?=[^\S\n]*(?:[-*+•‣◦▪●–]|\(?\d{1,3}[.)]|\(?[a-zA-Z]\))\s)")
+_LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
+# pysbd splits on every line break (and str.splitlines characters); show them as spaces.
+_AS_SPACES = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+# A boundary pysbd would certainly make: an ordinary word (or a closing bracket/percent) ending
+# in terminal punctuation, then whitespace and a capital. Cutting there first keeps pysbd's
+# inputs short, which is most of its cost.
+_CONFIDENT_BOUNDARY = re.compile(
+    r"(?:\b([A-Za-z][a-z]{2,})|[)\]%]\s?)[.!?][\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z])"
+)
+# Terminal punctuation followed by space inside a piece: only then is pysbd needed at all.
+_INNER_TERMINAL = re.compile(r"[.!?。．！？][\"'”’)\]]*\s")
+_ENDS_SENTENCE = re.compile(r"[.!?。．！？…][\"'”’)\]]*\Z")
+_WS_RUN = re.compile(r"\s+")
+
+
+# --- sentences -------------------------------------------------------------------------
+
+
+def sentence_spans(text: str, breaks: Iterable[int] = ()) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` of each sentence of ``text``, in order.
+
+    Spans never start or end with whitespace, never overlap, and together contain every
+    non-whitespace character of ``text``. ``breaks`` are extra offsets no sentence may cross.
+    """
+    cuts = sorted({b for b in breaks if 0 < b < len(text)})
+    pos = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        yield from _block_sentences(text, pos, m.start(), cuts)
+        pos = m.end()
+    yield from _block_sentences(text, pos, len(text), cuts)
+
+
+def _block_sentences(text: str, start: int, end: int, cuts: list[int]) -> Iterator[tuple[int, int]]:
+    bounds = [m.start() for m in _LIST_ITEM.finditer(text, start, end)]
+    lo, hi = bisect_left(cuts, start + 1), bisect_left(cuts, end)
+    if hi > lo:
+        bounds = sorted({*bounds, *cuts[lo:hi]})
+    for s, e in zip([start, *bounds], [*bounds, end], strict=True):
+        s, e = _trim(text, s, e)
+        if s < e:
+            yield from _segment(text, s, e)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _segment(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Sentences of one block: confident cuts first, pysbd only where it has a decision to make."""
+    view = text[start:end].translate(_AS_SPACES)
+    piece_start = 0
+    for m in _CONFIDENT_BOUNDARY.finditer(view):
+        word = m.group(1)
+        if word is not None and word.lower() in _ABBREVIATIONS:
+            continue
+        yield from _segment_piece(view, piece_start, m.start(2), start)
+        piece_start = m.end(2)
+    yield from _segment_piece(view, piece_start, len(view), start)
+
+
+def _segment_piece(view: str, start: int, end: int, base: int) -> Iterator[tuple[int, int]]:
+    piece = view[start:end]
+    if not _INNER_TERMINAL.search(piece):
+        yield base + start, base + end
+        return
+    for w_start, w_end in _char_windows(piece, _MAX_PYSBD_CHARS):
+        window = piece[w_start:w_end]
+        cursor = 0
+        for sentence in Processor(window, _English).process():
+            found = sentence.strip()
+            at = window.find(found, cursor) if found else -1
+            if at < 0:
+                continue  # mangled by pysbd: it joins the next sentence found
+            s, e = _trim(window, cursor, at + len(found))
+            if s < e:
+                yield base + start + w_start + s, base + start + w_start + e
+            cursor = at + len(found)
+        s, e = _trim(window, cursor, len(window))
+        if s < e:
+            yield base + start + w_start + s, base + start + w_start + e
+
+
+def _char_windows(text: str, size: int) -> Iterator[tuple[int, int]]:
+    """Cut a long string at whitespace into pieces of at most about ``size`` characters."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind(" ", start + size // 2, start + size)
+        end = cut if cut > start else start + size
+        yield start, end
+        start = end
+    yield start, len(text)
+
+
+# --- chunking ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One sentence (or piece of one) located in the document text."""
+
+    start: int
+    end: int
+    text: str
+    gap: str  # the whitespace between the previous unit and this one
+    page_no: int
+    tokens: int
+    whole: bool  # a whole sentence or line, so it may be repeated as overlap
+    soft_break: bool  # a page or section starts here: a good place to end a chunk
+
+
+class Chunker:
+    """Splits a stream of pages into ``Chunk`` objects; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        encoding: str = "cl100k_base",
+        model_token_counter: Callable[[str], int] | None = None,
+        model_max_tokens: int | None = None,
+    ) -> None:
+        if chunk_tokens < MIN_CHUNK_TOKENS:
+            raise ConfigurationError(f"chunk_tokens must be at least {MIN_CHUNK_TOKENS}, got {chunk_tokens}")
+        if not 0 <= overlap_tokens < chunk_tokens:
+            raise ConfigurationError(
+                f"overlap_tokens must be >= 0 and below chunk_tokens ({chunk_tokens}), got {overlap_tokens}"
+            )
+        if (model_token_counter is None) != (model_max_tokens is None):
+            raise ConfigurationError("model_token_counter and model_max_tokens go together")
+        if model_max_tokens is not None and model_max_tokens < MIN_CHUNK_TOKENS:
+            raise ConfigurationError(f"model_max_tokens must be at least {MIN_CHUNK_TOKENS}")
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self._encoding = get_encoding(encoding)
+        self._model_count = model_token_counter
+        self._model_max = model_max_tokens
+        self._soft_min = int(chunk_tokens * _SOFT_BREAK_FILL)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder | None) -> Chunker:
+        return cls(
+            chunk_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            encoding=settings.tiktoken_encoding,
+            model_token_counter=embedder.count_tokens if embedder is not None else None,
+            model_max_tokens=embedder.max_tokens if embedder is not None else None,
+        )
+
+    def count(self, text: str) -> int:
+        """Tiktoken length, special-token text counted as ordinary text."""
+        return len(self._encoding.encode_ordinary(text))
+
+    def chunk(self, doc_id: str, pages: Iterable[Page]) -> Iterator[Chunk]:
+        """Chunks in document order, ordinals 0.., reading ``pages`` lazily.
+
+        Offsets index the document text: every page's text joined by ``PAGE_SEPARATOR``
+        (empty pages included). A document without text yields no chunks.
+        """
+        if not doc_id:
+            raise DocumentError("a document id is required to chunk a document")
+        headings: deque[tuple[int, str]] = deque()
+        incoming = self._units(pages, headings)
+        pending: deque[_Unit] = deque()  # units handed back by a chunk that had to shrink
+        buf: list[_Unit] = []
+        carried = 0  # how many units at the head of buf are overlap from the previous chunk
+        ordinal = 0
+        heading: str | None = None
+
+        def emit(keep_overlap: bool) -> Chunk:
+            nonlocal buf, carried, ordinal, heading
+            text, tokens = self._fit(buf, carried, pending)
+            while headings and headings[0][0] <= buf[0].start:
+                heading = headings.popleft()[1]
+            chunk = Chunk(
+                id=chunk_id(doc_id, ordinal),
+                doc_id=doc_id,
+                ordinal=ordinal,
+                text=text,
+                page_start=buf[0].page_no,
+                page_end=buf[-1].page_no,
+                char_start=buf[0].start,
+                char_end=buf[-1].end,
+                token_count=tokens,
+                heading=heading,
+            )
+            ordinal += 1
+            buf = self._overlap(buf) if keep_overlap else []
+            carried = len(buf)
+            return chunk
+
+        while True:
+            unit = pending.popleft() if pending else next(incoming, None)
+            if unit is None:
+                if len(buf) > carried:
+                    yield emit(keep_overlap=True)
+                    continue  # emitting may have handed units back
+                break
+            fresh = len(buf) > carried
+            if fresh and unit.soft_break and _estimate(buf) >= self._soft_min:
+                pending.appendleft(unit)
+                yield emit(keep_overlap=False)
+                continue
+            if fresh and _estimate(buf) + _cost(unit) > self.chunk_tokens:
+                pending.appendleft(unit)
+                yield emit(keep_overlap=True)
+                continue
+            while buf and _estimate(buf) + _cost(unit) > self.chunk_tokens:
+                buf.pop(0)  # the overlap gives way to new text
+                carried -= 1
+            buf.append(unit)
+
+    # --- packing helpers ---------------------------------------------------------------
+
+    def _fit(self, buf: list[_Unit], carried: int, pending: deque[_Unit]) -> tuple[str, int]:
+        """Shrink ``buf`` in place until it fits both limits; hand removed units back."""
+        while True:
+            text = _join(buf)
+            tokens = self.count(text)
+            over_model = 0
+            if tokens <= self.chunk_tokens and self._model_count is not None:
+                assert self._model_max is not None
+                model_tokens = self._model_count(text)
+                if model_tokens > self._model_max:
+                    over_model = model_tokens
+            if tokens <= self.chunk_tokens and not over_model:
+                return text, tokens
+            # Aim below the limit in proportion to the overshoot, to avoid one retry per unit.
+            target = _estimate(buf) * (self._model_max or 1) / over_model if over_model else self.chunk_tokens
+            shrunk = False
+            while len(buf) - carried > 1 and (not shrunk or _estimate(buf) > target):
+                pending.appendleft(buf.pop())
+                shrunk = True
+            if shrunk:
+                continue
+            if carried:
+                buf.pop(0)
+                carried -= 1
+                continue
+            # One unit alone is over the model's limit: cut it by the model's own count.
+            pieces = self._split(buf[0], self._model_max or self.chunk_tokens, self._model_tokens)
+            buf[0] = pieces[0]
+            pending.extendleft(reversed(pieces[1:]))
+
+    def _model_tokens(self, text: str) -> int:
+        assert self._model_count is not None
+        return self._model_count(text)
+
+    def _overlap(self, emitted: list[_Unit]) -> list[_Unit]:
+        """The longest run of whole trailing units (never the whole chunk) within the overlap budget."""
+        k = len(emitted)
+        while k > 1 and emitted[k - 1].whole and emitted[k - 1].tokens <= self.overlap_tokens:
+            if self.count(_join(emitted[k - 1 :])) > self.overlap_tokens:
+                break
+            k -= 1
+        return emitted[k:]
+
+    # --- units -----------------------------------------------------------------------
+
+    def _units(self, pages: Iterable[Page], headings: deque[tuple[int, str]]) -> Iterator[_Unit]:
+        """Sentences of every page in document offsets, each fitting ``chunk_tokens``."""
+        base = 0
+        gap = ""
+        last_page = 0
+        ended_sentence = True
+        for index, page in enumerate(pages):
+            if page.page_no <= last_page:
+                raise DocumentError(
+                    f"pages must come in increasing order, got {page.page_no} after {last_page}"
+                )
+            last_page = page.page_no
+            if index:
+                gap += PAGE_SEPARATOR
+            text = page.text
+            # offsets are clamped into the page; empty titles are not headings
+            marks = sorted(
+                ((min(max(h.offset, 0), len(text)), h.text) for h in page.headings if h.text.strip()),
+                key=lambda mark: mark[0],
+            )
+            headings.extend((base + offset, title.strip()) for offset, title in marks)
+            starts = [offset for offset, _ in marks]
+            breaks = starts + [o + len(t) for o, t in marks if t and text.startswith(t, o)]
+            cursor = 0
+            next_heading = 0
+            first = True
+            for s, e in sentence_spans(text, breaks):
+                soft = first and ended_sentence and index > 0
+                while next_heading < len(starts) and starts[next_heading] <= s:
+                    next_heading += 1
+                    soft = True
+                sentence = text[s:e]
+                unit = _Unit(
+                    base + s,
+                    base + e,
+                    sentence,
+                    gap + text[cursor:s],
+                    page.page_no,
+                    self.count(sentence),
+                    True,
+                    soft,
+                )
+                yield from self._fitting(unit)
+                ended_sentence = _ENDS_SENTENCE.search(sentence) is not None
+                gap, cursor, first = "", e, False
+            gap += text[cursor:]
+            base += len(text) + len(PAGE_SEPARATOR)
+
+    def _fitting(self, unit: _Unit) -> Iterator[_Unit]:
+        """``unit`` itself, or its lines, or token windows of them: each within ``chunk_tokens``."""
+        if unit.tokens <= self.chunk_tokens:
+            yield unit
+            return
+        lines = list(self._pieces(unit, [m.start() for m in _LINE_BREAK.finditer(unit.text)], whole=True))
+        if len(lines) > 1:
+            for line in lines:
+                yield from self._fitting(line)
+            return
+        yield from self._split(unit, self.chunk_tokens, self.count)
+
+    def _split(self, unit: _Unit, limit: int, count: Callable[[str], int]) -> list[_Unit]:
+        """Cut ``unit`` at tiktoken token boundaries into pieces of at most ``limit`` by ``count``."""
+        text = unit.text
+        tokens = self._encoding.encode_ordinary(text)
+        decoded, offsets = self._encoding.decode_with_offsets(tokens)
+        # Token starts are the candidate cuts; if decoding did not round-trip, fall back to chars.
+        grid = sorted({*offsets, len(text)}) if decoded == text else list(range(len(text) + 1))
+        total = count(text)
+        step = max(1, (len(grid) - 1) * limit // max(total, 1))
+        cuts: list[int] = []
+        i = 0
+        last = len(grid) - 1
+        while i < last:
+            j = min(i + step, last)
+            while j > i + 1:
+                s, e = _trim(text, grid[i], grid[j])
+                n = count(text[s:e]) if s < e else 0
+                if n <= limit:
+                    break
+                j = i + max(1, min(j - i - 1, (j - i) * limit // n))
+            cuts.append(grid[j])
+            i = j
+        return list(self._pieces(unit, cuts[:-1], whole=False))
+
+    def _pieces(self, unit: _Unit, cuts: list[int], *, whole: bool) -> Iterator[_Unit]:
+        """Sub-units of ``unit`` between ``cuts`` (offsets within its text), trimmed of whitespace."""
+        text = unit.text
+        gap = unit.gap
+        prev_end = 0
+        for s, e in zip([0, *cuts], [*cuts, len(text)], strict=True):
+            s, e = _trim(text, s, e)
+            if s >= e:
+                continue
+            piece = text[s:e]
+            first = prev_end == 0
+            yield _Unit(
+                unit.start + s,
+                unit.start + e,
+                piece,
+                gap + text[prev_end:s],
+                unit.page_no,
+                self.count(piece),
+                whole,
+                unit.soft_break and first,
+            )
+            gap, prev_end = "", e
+
+
+def _join(units: list[_Unit]) -> str:
+    return units[0].text + "".join(u.gap + u.text for u in units[1:])
+
+
+def _cost(unit: _Unit) -> int:
+    """Estimated tokens a unit adds after another: a single space merges into the next token."""
+    return unit.tokens + (unit.gap != " ")
+
+
+def _estimate(units: list[_Unit]) -> int:
+    if not units:
+        return 0
+    return units[0].tokens + sum(_cost(u) for u in units[1:])

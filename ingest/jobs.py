@@ -1,0 +1,541 @@
+"""A durable ingestion queue on the embedded database, worked by a few threads.
+
+A job accepted with 202 must never be lost: it is a row in SQLite before the client
+hears about it, a worker claims it in a transaction, and a process that dies mid-job
+leaves it ``running`` with no live owner. The process that next holds the data
+directory's writer lock re-queues such jobs at start-up, so the work is retried; the
+index's content-derived ids and its version switch make a retry land exactly once.
+Attempts are bounded, so a document that kills the process every time ends ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.catalog import connect
+from rag.errors import JobCancelled, QueueFull, RagError
+from rag.logs import log_event
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_token TEXT,
+    not_before REAL NOT NULL DEFAULT 0,
+    progress TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, not_before, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs(document_id, state);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant, seq);
+"""
+
+DEFAULT_MAX_ATTEMPTS = 3
+_PROGRESS_EVERY_S = 0.25
+_POLL_S = 0.5
+
+
+@dataclass
+class JobSpec:
+    """What an upload hands to the queue: a file already on disk and where it goes."""
+
+    tenant: str
+    collection: str
+    document_id: str
+    name: str
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    id: str
+    tenant: str
+    collection: str
+    document_id: str
+    name: str
+    path: str
+    metadata: dict[str, Any]
+    state: str
+    attempts: int
+    progress: dict[str, Any]
+    result: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+    run_token: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in (SUCCEEDED, FAILED)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        tenant=row["tenant"],
+        collection=row["collection"],
+        document_id=row["document_id"],
+        name=row["name"],
+        path=row["path"],
+        metadata=json.loads(row["metadata"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        progress=json.loads(row["progress"]),
+        result=json.loads(row["result"]) if row["result"] else None,
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
+        run_token=row["run_token"],
+    )
+
+
+class JobStore:
+    """The jobs table; every state change is one transaction. Thread-safe within a process."""
+
+    def __init__(
+        self, path: Path, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_base_s: float = 2.0
+    ) -> None:
+        """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next."""
+        self.path = path
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- reads ------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def recent(self, tenant: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
+        sql, args = "SELECT * FROM jobs WHERE 1=1", []
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            args.append(tenant)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def pending_for_document(self, document_id: str) -> Job | None:
+        """The queued or running job that will produce this document, if any."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM jobs WHERE document_id = ? AND state IN (?, ?) ORDER BY seq LIMIT 1",
+                (document_id, QUEUED, RUNNING),
+            ).fetchone()
+        return _row_to_job(row) if row else None
+
+    def latest_for_document(self, document_id: str) -> Job | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM jobs WHERE document_id = ? ORDER BY seq DESC LIMIT 1", (document_id,)
+            ).fetchone()
+        return _row_to_job(row) if row else None
+
+    def pending(self, collection: str) -> list[Job]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM jobs WHERE collection = ? AND state IN (?, ?) ORDER BY seq",
+                (collection, QUEUED, RUNNING),
+            ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        found = {r[0]: int(r[1]) for r in rows}
+        return {s: found.get(s, 0) for s in STATES}
+
+    def any_for_collection(self, collection: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM jobs WHERE collection = ? LIMIT 1", (collection,)
+            ).fetchone()
+        return row is not None
+
+    def mean_run_seconds(self, recent: int = 20) -> float | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs"
+                " WHERE state = ? AND started_at IS NOT NULL ORDER BY seq DESC LIMIT ?)",
+                (SUCCEEDED, recent),
+            ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    # --- writes -----------------------------------------------------------------
+
+    def submit(self, specs: list[JobSpec], max_depth: int, workers: int = 1) -> list[tuple[Job, bool]]:
+        """Queue ``specs`` all at once or not at all; ``(job, created)`` per spec.
+
+        A document that already has a queued or running job gets that job back (no second
+        job for the same content); past ``max_depth`` queued jobs, ``QueueFull``.
+        """
+        now = time.time()
+        out: list[tuple[str, bool]] = []
+        with self._tx() as conn:
+            queued = int(conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,)).fetchone()[0])
+            fresh: dict[str, str] = {}
+            for spec in specs:
+                row = conn.execute(
+                    "SELECT id FROM jobs WHERE document_id = ? AND state IN (?, ?) ORDER BY seq LIMIT 1",
+                    (spec.document_id, QUEUED, RUNNING),
+                ).fetchone()
+                if row is not None:
+                    out.append((row["id"], False))
+                    continue
+                if spec.document_id in fresh:
+                    out.append((fresh[spec.document_id], False))
+                    continue
+                if queued + len(fresh) + 1 > max_depth:
+                    raise QueueFull(
+                        f"{queued} documents are waiting to be ingested (limit {max_depth}); try again later",
+                        retry_after=self._retry_after(queued, workers),
+                    )
+                job_id = uuid.uuid4().hex
+                conn.execute(
+                    "INSERT INTO jobs (id, tenant, collection, document_id, name, path, metadata, state,"
+                    " created_at, updated_at, progress) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        job_id,
+                        spec.tenant,
+                        spec.collection,
+                        spec.document_id,
+                        spec.name,
+                        str(spec.path),
+                        json.dumps(spec.metadata, sort_keys=True),
+                        QUEUED,
+                        now,
+                        now,
+                        json.dumps({"stage": QUEUED}),
+                    ),
+                )
+                fresh[spec.document_id] = job_id
+                out.append((job_id, True))
+        jobs = []
+        for job_id, created in out:
+            job = self.get(job_id)
+            if job is not None:
+                jobs.append((job, created))
+        return jobs
+
+    def _retry_after(self, queued: int, workers: int) -> float:
+        per_job = self.mean_run_seconds() or 5.0
+        return float(min(300, max(1, round(per_job * max(1, queued // 10) / max(1, workers)))))
+
+    def claim(self) -> Job | None:
+        """Take the oldest runnable queued job for this thread; ``None`` when there is none."""
+        now = time.time()
+        token = secrets.token_hex(8)
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE state = ? AND not_before <= ? ORDER BY seq LIMIT 1", (QUEUED, now)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET state = ?, attempts = attempts + 1, run_token = ?, started_at = ?,"
+                " updated_at = ?, error_code = NULL, error_message = NULL WHERE id = ?",
+                (RUNNING, token, now, now, row["id"]),
+            )
+        return self.get(row["id"])
+
+    def report_progress(self, job: Job, progress: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND run_token = ? AND state = ?",
+                (json.dumps(progress), time.time(), job.id, job.run_token, RUNNING),
+            )
+
+    def succeed(self, job: Job, result: dict[str, Any], progress: dict[str, Any]) -> bool:
+        now = time.time()
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = ?, result = ?, progress = ?, finished_at = ?, updated_at = ?"
+                " WHERE id = ? AND run_token = ? AND state = ?",
+                (
+                    SUCCEEDED,
+                    json.dumps(result, default=str),
+                    json.dumps(progress),
+                    now,
+                    now,
+                    job.id,
+                    job.run_token,
+                    RUNNING,
+                ),
+            )
+        return cur.rowcount == 1
+
+    def fail(self, job: Job, code: str, message: str, *, retry: bool, progress: dict[str, Any]) -> str:
+        """Record a failed attempt; re-queue it with back-off while attempts remain. Returns the new state."""
+        now = time.time()
+        again = retry and job.attempts < self.max_attempts
+        state = QUEUED if again else FAILED
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, progress = ?, not_before = ?,"
+                " finished_at = ?, updated_at = ? WHERE id = ? AND run_token = ? AND state = ?",
+                (
+                    state,
+                    code,
+                    message,
+                    json.dumps(progress),
+                    now + min(30.0, self.backoff_base_s * 2.0 ** (job.attempts - 1)) if again else 0,
+                    None if again else now,
+                    now,
+                    job.id,
+                    job.run_token,
+                    RUNNING,
+                ),
+            )
+        return state
+
+    def release(self, job: Job) -> None:
+        """Give a job back after a clean shutdown interrupted it; the attempt does not count."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), run_token = NULL, updated_at = ?"
+                " WHERE id = ? AND run_token = ? AND state = ?",
+                (QUEUED, time.time(), job.id, job.run_token, RUNNING),
+            )
+
+    def cancel_queued(self, document_id: str) -> list[Job]:
+        """Fail the queued jobs of a deleted document so they do not bring it back."""
+        now = time.time()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE document_id = ? AND state = ?", (document_id, QUEUED)
+            ).fetchall()
+            conn.execute(
+                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
+                " updated_at = ? WHERE document_id = ? AND state = ?",
+                (
+                    FAILED,
+                    JobCancelled.code,
+                    "the document was deleted before it was ingested",
+                    now,
+                    now,
+                    document_id,
+                    QUEUED,
+                ),
+            )
+        return [_row_to_job(r) for r in rows]
+
+    def recover(self) -> dict[str, int]:
+        """Re-queue jobs a dead process left ``running``; only call while holding the writer lock."""
+        now = time.time()
+        with self._tx() as conn:
+            requeued = conn.execute(
+                "UPDATE jobs SET state = ?, run_token = NULL, updated_at = ?, progress = ?"
+                " WHERE state = ? AND attempts < ?",
+                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, self.max_attempts),
+            ).rowcount
+            exhausted = conn.execute(
+                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
+                " updated_at = ? WHERE state = ?",
+                (
+                    FAILED,
+                    "interrupted",
+                    f"the service stopped during each of {self.max_attempts} attempts",
+                    now,
+                    now,
+                    RUNNING,
+                ),
+            ).rowcount
+        return {"requeued": requeued, "failed": exhausted}
+
+
+Handler = Callable[[Job, Callable[[dict[str, Any]], None]], dict[str, Any]]
+"""Runs one job: gets the job and a progress callback, returns the result to store."""
+
+
+class JobQueue:
+    """The store plus ``settings.workers`` threads that run ``handler`` on claimed jobs."""
+
+    def __init__(self, settings: Settings, handler: Handler, *, store: JobStore | None = None) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.store = store or JobStore(settings.data_dir / "jobs.sqlite3")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[str, Job] = {}
+        self._running_lock = threading.Lock()
+        self.on_finished: Callable[[Job, str, float], None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def start(self) -> dict[str, int]:
+        report = self.store.recover()
+        if report["requeued"] or report["failed"]:
+            log_event(log, "jobs recovered after an unclean stop", logging.WARNING, **report)
+        for n in range(max(1, self.settings.workers)):
+            thread = threading.Thread(target=self._work, name=f"ingest-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return report
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._running_lock:
+            interrupted = list(self._running.values())
+        for job in interrupted:
+            self.store.release(job)
+        self._threads.clear()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    # --- API --------------------------------------------------------------------
+
+    def submit(self, specs: list[JobSpec]) -> list[tuple[Job, bool]]:
+        jobs = self.store.submit(specs, self.settings.max_queue_depth, self.settings.workers)
+        self._wake.set()
+        return jobs
+
+    def check_capacity(self, incoming: int = 1) -> None:
+        """Refuse early, before an upload is read, when the queue is already full."""
+        queued = self.store.counts()[QUEUED]
+        if queued + incoming > self.settings.max_queue_depth:
+            raise QueueFull(
+                f"{queued} documents are waiting to be ingested (limit {self.settings.max_queue_depth});"
+                " try again later",
+                retry_after=self.store._retry_after(queued, self.settings.workers),
+            )
+
+    # --- workers ----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.store.claim()
+            except sqlite3.Error:
+                log.exception("could not claim a job")
+                self._stop.wait(_POLL_S)
+                continue
+            if job is None:
+                self._wake.wait(_POLL_S)
+                self._wake.clear()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        with self._running_lock:
+            self._running[job.id] = job
+        started = time.perf_counter()
+        progress: dict[str, Any] = {"stage": RUNNING}
+        last_write, last_stage = 0.0, ""
+
+        def report(update: dict[str, Any]) -> None:
+            nonlocal last_write, last_stage
+            progress.update(update)
+            now = time.monotonic()
+            if now - last_write >= _PROGRESS_EVERY_S or progress.get("stage") != last_stage:
+                last_write, last_stage = now, str(progress.get("stage"))
+                self.store.report_progress(job, progress)
+
+        log_event(log, "job started", job_id=job.id, document_id=job.document_id, attempt=job.attempts)
+        state = FAILED
+        try:
+            result = self.handler(job, report)
+            self.store.succeed(job, result, progress)
+            state = SUCCEEDED
+            Path(job.path).unlink(missing_ok=True)
+        except RagError as exc:
+            state = self.store.fail(job, exc.code, exc.message, retry=exc.status >= 500, progress=progress)
+        except Exception as exc:  # a bug in one document must not kill the worker
+            log.exception("job %s crashed", job.id)
+            state = self.store.fail(
+                job,
+                "internal_error",
+                f"{exc.__class__.__name__} while ingesting",
+                retry=True,
+                progress=progress,
+            )
+        finally:
+            with self._running_lock:
+                self._running.pop(job.id, None)
+        if state == FAILED:
+            Path(job.path).unlink(missing_ok=True)
+        seconds = time.perf_counter() - started
+        log_event(log, "job finished", job_id=job.id, state=state, seconds=round(seconds, 3))
+        if self.on_finished is not None:
+            self.on_finished(job, state, seconds)
+
+
+__all__ = [
+    "FAILED",
+    "QUEUED",
+    "RUNNING",
+    "STATES",
+    "SUCCEEDED",
+    "Job",
+    "JobQueue",
+    "JobSpec",
+    "JobStore",
+]

@@ -1,0 +1,148 @@
+"""The durable job queue on SQLite: claims, bounded retries, crash recovery, backpressure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobQueue, JobSpec, JobStore
+from rag.errors import CorruptDocument, OcrUnavailable, QueueFull
+from rag.settings import Settings
+
+
+def spec(tmp_path: Path, doc: str, tenant: str = "t") -> JobSpec:
+    path = tmp_path / f"{doc}.upload"
+    path.write_text(doc)
+    return JobSpec(tenant, f"{tenant}::default", doc, f"{doc}.txt", path, {"k": 1})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite3", max_attempts=2)
+
+
+def test_submit_claim_succeed(store: JobStore, tmp_path: Path) -> None:
+    [(job, created)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    assert created and job.state == QUEUED and job.metadata == {"k": 1}
+    claimed = store.claim()
+    assert claimed is not None and claimed.id == job.id and claimed.state == RUNNING and claimed.attempts == 1
+    assert store.claim() is None  # nothing else queued
+    assert store.succeed(claimed, {"chunks": 3}, {"stage": "done"})
+    done = store.get(job.id)
+    assert done is not None and done.state == SUCCEEDED and done.result == {"chunks": 3}
+    assert done.finished_at is not None and done.started_at is not None
+
+
+def test_same_document_gets_the_pending_job_back(store: JobStore, tmp_path: Path) -> None:
+    [(first, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    pairs = store.submit([spec(tmp_path, "a"), spec(tmp_path, "b"), spec(tmp_path, "b")], max_depth=10)
+    assert [created for _, created in pairs] == [False, True, False]
+    assert pairs[0][0].id == first.id and pairs[1][0].id == pairs[2][0].id
+    assert store.counts()[QUEUED] == 2
+
+
+def test_backpressure_refuses_all_or_nothing(store: JobStore, tmp_path: Path) -> None:
+    store.submit([spec(tmp_path, "a"), spec(tmp_path, "b")], max_depth=3)
+    with pytest.raises(QueueFull) as caught:
+        store.submit([spec(tmp_path, "c"), spec(tmp_path, "d")], max_depth=3)
+    assert caught.value.retry_after >= 1 and caught.value.status == 429
+    assert store.counts()[QUEUED] == 2  # neither c nor d was queued
+    store.submit([spec(tmp_path, "c")], max_depth=3)
+    assert store.counts()[QUEUED] == 3
+
+
+def test_recover_requeues_running_jobs_until_attempts_are_spent(store: JobStore, tmp_path: Path) -> None:
+    [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    store.claim()  # attempt 1, then the process "dies"
+    assert store.recover() == {"requeued": 1, "failed": 0}
+    again = store.claim()
+    assert again is not None and again.attempts == 2
+    assert store.recover() == {"requeued": 0, "failed": 1}  # died during the last allowed attempt
+    final = store.get(job.id)
+    assert final is not None and final.state == FAILED and final.error_code == "interrupted"
+
+
+def test_a_stale_worker_cannot_overwrite_a_reclaimed_job(store: JobStore, tmp_path: Path) -> None:
+    store.submit([spec(tmp_path, "a")], max_depth=10)
+    stale = store.claim()
+    assert stale is not None
+    store.recover()
+    fresh = store.claim()
+    assert fresh is not None and fresh.run_token != stale.run_token
+    assert not store.succeed(stale, {"from": "stale"}, {})
+    assert store.succeed(fresh, {"from": "fresh"}, {})
+    job = store.get(fresh.id)
+    assert job is not None and job.result == {"from": "fresh"}
+
+
+def test_cancel_queued(store: JobStore, tmp_path: Path) -> None:
+    [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    assert [j.id for j in store.cancel_queued("a")] == [job.id]
+    cancelled = store.get(job.id)
+    assert cancelled is not None and cancelled.state == FAILED and cancelled.error_code == "cancelled"
+    assert store.claim() is None
+
+
+def run_queue(
+    tmp_path: Path,
+    handler: Callable[[Job, Callable[[dict[str, Any]], None]], dict[str, Any]],
+    docs: list[str],
+) -> tuple[JobQueue, list[Job]]:
+    settings = Settings(data_dir=tmp_path / "var", workers=2, max_queue_depth=50)
+    queue = JobQueue(
+        settings, handler, store=JobStore(tmp_path / "q.sqlite3", max_attempts=3, backoff_base_s=0.01)
+    )
+    queue.start()
+    jobs = [job for job, _ in queue.submit([spec(tmp_path, d) for d in docs])]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = [queue.store.get(j.id) for j in jobs]
+        if all(j is not None and j.terminal for j in current):
+            break
+        time.sleep(0.02)
+    queue.stop()
+    return queue, [j for j in (queue.store.get(j.id) for j in jobs) if j is not None]
+
+
+def test_workers_run_jobs_report_progress_and_remove_uploads(tmp_path: Path) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def handler(job: Job, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        progress({"stage": "embedding", "chunks_embedded": 1})
+        with lock:
+            seen.append(job.document_id)
+        return {"document_id": job.document_id}
+
+    _, jobs = run_queue(tmp_path, handler, [f"d{i}" for i in range(6)])
+    assert sorted(seen) == [f"d{i}" for i in range(6)]  # each exactly once
+    assert all(j.state == SUCCEEDED and j.progress["stage"] == "embedding" for j in jobs)
+    assert all(not Path(j.path).exists() for j in jobs)
+
+
+def test_document_errors_fail_at_once_and_infrastructure_errors_are_retried(tmp_path: Path) -> None:
+    calls: dict[str, int] = {}
+
+    def handler(job: Job, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        calls[job.document_id] = calls.get(job.document_id, 0) + 1
+        if job.document_id == "corrupt":
+            raise CorruptDocument("the PDF is truncated")
+        if job.document_id == "flaky" and calls["flaky"] == 1:
+            raise OcrUnavailable("tesseract went away")
+        if job.document_id == "bug":
+            raise ValueError("a bug")
+        return {}
+
+    settings_attempts = 3
+    _, jobs = run_queue(tmp_path, handler, ["corrupt", "flaky", "bug"])
+    by_doc = {j.document_id: j for j in jobs}
+    assert by_doc["corrupt"].state == FAILED and by_doc["corrupt"].error_code == "corrupt_document"
+    assert calls["corrupt"] == 1
+    assert by_doc["flaky"].state == SUCCEEDED and calls["flaky"] == 2
+    assert by_doc["bug"].state == FAILED and by_doc["bug"].error_code == "internal_error"
+    assert calls["bug"] == settings_attempts and "ValueError" in (by_doc["bug"].error_message or "")
