@@ -17,13 +17,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.catalog import connect
+from rag.db import SqliteStore
 from rag.errors import JobCancelled, QueueFull, RagError
 from rag.logs import log_event
 from rag.settings import Settings
@@ -127,35 +126,16 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
-class JobStore:
+class JobStore(SqliteStore):
     """The jobs table; every state change is one transaction. Thread-safe within a process."""
 
     def __init__(
         self, path: Path, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_base_s: float = 2.0
     ) -> None:
         """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next."""
-        self.path = path
+        super().__init__(path, _SCHEMA)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
-        self._conn = connect(path)
-        self._lock = threading.RLock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
 
     # --- reads ------------------------------------------------------------------
 
@@ -233,7 +213,7 @@ class JobStore:
         """
         now = time.time()
         out: list[tuple[str, bool]] = []
-        with self._tx() as conn:
+        with self.transaction() as conn:
             queued = int(conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,)).fetchone()[0])
             fresh: dict[str, str] = {}
             for spec in specs:
@@ -287,7 +267,7 @@ class JobStore:
         """Take the oldest runnable queued job for this thread; ``None`` when there is none."""
         now = time.time()
         token = secrets.token_hex(8)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(
                 "SELECT id FROM jobs WHERE state = ? AND not_before <= ? ORDER BY seq LIMIT 1", (QUEUED, now)
             ).fetchone()
@@ -301,7 +281,7 @@ class JobStore:
         return self.get(row["id"])
 
     def report_progress(self, job: Job, progress: dict[str, Any]) -> None:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND run_token = ? AND state = ?",
                 (json.dumps(progress), time.time(), job.id, job.run_token, RUNNING),
@@ -309,7 +289,7 @@ class JobStore:
 
     def succeed(self, job: Job, result: dict[str, Any], progress: dict[str, Any]) -> bool:
         now = time.time()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET state = ?, result = ?, progress = ?, finished_at = ?, updated_at = ?"
                 " WHERE id = ? AND run_token = ? AND state = ?",
@@ -331,7 +311,7 @@ class JobStore:
         now = time.time()
         again = retry and job.attempts < self.max_attempts
         state = QUEUED if again else FAILED
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, progress = ?, not_before = ?,"
                 " finished_at = ?, updated_at = ? WHERE id = ? AND run_token = ? AND state = ?",
@@ -352,7 +332,7 @@ class JobStore:
 
     def release(self, job: Job) -> None:
         """Give a job back after a clean shutdown interrupted it; the attempt does not count."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), run_token = NULL, updated_at = ?"
                 " WHERE id = ? AND run_token = ? AND state = ?",
@@ -362,7 +342,7 @@ class JobStore:
     def cancel_queued(self, document_id: str) -> list[Job]:
         """Fail the queued jobs of a deleted document so they do not bring it back."""
         now = time.time()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(
                 "SELECT * FROM jobs WHERE document_id = ? AND state = ?", (document_id, QUEUED)
             ).fetchall()
@@ -384,7 +364,7 @@ class JobStore:
     def recover(self) -> dict[str, int]:
         """Re-queue jobs a dead process left ``running``; only call while holding the writer lock."""
         now = time.time()
-        with self._tx() as conn:
+        with self.transaction() as conn:
             requeued = conn.execute(
                 "UPDATE jobs SET state = ?, run_token = NULL, updated_at = ?, progress = ?"
                 " WHERE state = ? AND attempts < ?",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag.db import SqliteStore
 from rag.types import Document
+
+__all__ = ["ACTIVE", "WRITING", "Catalog", "discard_unfinished"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -46,16 +46,6 @@ ACTIVE = "active"
 WRITING = "writing"
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection tuned for one writer and many readers (WAL)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
 def _row_to_document(row: sqlite3.Row) -> Document:
     return Document(
         id=row["id"],
@@ -73,30 +63,11 @@ def _row_to_document(row: sqlite3.Row) -> Document:
     )
 
 
-class Catalog:
+class Catalog(SqliteStore):
     """SQLite-backed catalog; safe to share between threads of one process."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn = connect(path)
-        self._lock = threading.RLock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # --- reads ------------------------------------------------------------------
 
