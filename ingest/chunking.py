@@ -308,8 +308,13 @@ class Chunker:
                 buf.pop(0)
                 carried -= 1
                 continue
-            # One unit alone is over the model's limit: cut it by the model's own count.
-            pieces = self._split(buf[0], self._model_max or self.chunk_tokens, self._model_tokens)
+            # One unit alone is over a limit (in practice the model's): cut it by that count.
+            if over_model:
+                pieces = self._split(buf[0], self._model_max or 0, self._model_tokens)
+            else:
+                pieces = self._split(buf[0], self.chunk_tokens, self.count)
+            if len(pieces) == 1 and pieces[0].text == buf[0].text:
+                return text, tokens  # a counter that no text satisfies; never loop on it
             buf[0] = pieces[0]
             pending.extendleft(reversed(pieces[1:]))
 
@@ -399,14 +404,18 @@ class Chunker:
         step = max(1, (len(grid) - 1) * limit // max(total, 1))
         cuts: list[int] = []
         i = 0
-        last = len(grid) - 1
-        while i < last:
-            j = min(i + step, last)
-            while j > i + 1:
+        while i < len(grid) - 1:
+            j = min(i + step, len(grid) - 1)
+            while True:
                 s, e = _trim(text, grid[i], grid[j])
                 n = count(text[s:e]) if s < e else 0
                 if n <= limit:
                     break
+                if j == i + 1:
+                    if grid[j] - grid[i] == 1:
+                        break  # one character over the limit: nothing smaller exists
+                    # one token is over the limit by another tokenizer's count: cut it by characters
+                    grid[j:j] = range(grid[i] + 1, grid[j])
                 j = i + max(1, min(j - i - 1, (j - i) * limit // n))
             cuts.append(grid[j])
             i = j
