@@ -82,11 +82,16 @@ def run_query_bench(out: dict[str, Any], datasets: Path, quick: bool = False) ->
     started = time.perf_counter()
     base = embedder.embed(texts[:base_n])
     rng = np.random.default_rng(0)
-    figures: dict[str, Any] = {"base_embeddings": base_n, "embed_seconds": round(time.perf_counter() - started, 1)}
+    figures: dict[str, Any] = {
+        "base_embeddings": base_n,
+        "embed_seconds": round(time.perf_counter() - started, 1),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             settings = load_settings(data_dir=Path(tmp) / f"var{n}", reranker="none")
-            vectors = base[np.arange(n) % base_n] + rng.normal(0, 0.025, (n, base.shape[1])).astype(np.float32)
+            vectors = base[np.arange(n) % base_n] + rng.normal(0, 0.025, (n, base.shape[1])).astype(
+                np.float32
+            )
             vectors[:base_n] = base[: min(base_n, n)]
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             index = open_index(settings)
@@ -104,7 +109,9 @@ def run_query_bench(out: dict[str, Any], datasets: Path, quick: bool = False) ->
                 for name, ms in retrieval.timings.items():
                     stages.setdefault(name, []).append(ms)
                 stages.setdefault("total", []).append(total)
-                stages.setdefault("total_without_embed", []).append(total - retrieval.timings.get("embed", 0.0))
+                stages.setdefault("total_without_embed", []).append(
+                    total - retrieval.timings.get("embed", 0.0)
+                )
             figures[str(n)] = {
                 "index_fill_s": round(fill_s, 1),
                 "queries": len(queries),

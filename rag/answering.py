@@ -116,6 +116,8 @@ class RetrievalInfo(BaseModel):
     floor: float | None = None
     floor_on: Literal["rerank", "fused"] | None = None
     """Which score the floor was applied to; ``None`` when it was not applied."""
+    top_dense: float | None = None
+    """The best dense cosine similarity, compared with ``dense_floor``."""
     sources: int = 0
     packed_tokens: int = 0
     budget: int = 0
@@ -169,6 +171,7 @@ class _Retrieval:
     reranker: RerankerInfo
     timings: dict[str, float] = field(default_factory=dict)
     floor_on: Literal["rerank", "fused"] | None = None
+    top_dense: float | None = None
 
 
 class _Clock:
@@ -287,9 +290,15 @@ class QueryPipeline:
                     ranked.sort(key=lambda r: -r.score)  # stable: ties keep the fused order
                     info = self._reranker_info(used=True)
                     floor_on = "rerank"
-        return _Retrieval(ranked, len(fused), info, clock.timings, floor_on)
+        top_dense = dense[0].score if dense else None
+        return _Retrieval(ranked, len(fused), info, clock.timings, floor_on, top_dense)
 
     def _apply_floor(self, retrieval: _Retrieval) -> list[_Ranked]:
+        # The question's best cosine is the one signal measured to separate answerable from
+        # unanswerable questions without a trained re-ranker (see the README): below it, abstain.
+        dense_floor = self.settings.dense_floor
+        if dense_floor is not None and (retrieval.top_dense is None or retrieval.top_dense < dense_floor):
+            return []
         floor = self.settings.relevance_floor
         if floor is None or retrieval.floor_on is None:
             return retrieval.ranked
@@ -351,6 +360,7 @@ class QueryPipeline:
             after_floor=len(kept),
             floor=self.settings.relevance_floor if applied else None,
             floor_on=retrieval.floor_on if applied else None,
+            top_dense=retrieval.top_dense,
             sources=len(packed.sources),
             packed_tokens=packed.tokens_used,
             budget=packed.budget,

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # --- retrieval and answering -------------------------------------------------
     dense_k: int = 50
     lexical_k: int = 50
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = 60
     fusion_dense_weight: float = 0.5
     top_k: int = 8
@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     reranker_timeout_s: float = 5.0
     rerank_candidates: int = 30
     relevance_floor: float | None = None
+    dense_floor: float | None = None
     context_budget_tokens: int = 3000
 
     # --- LLM gateway -------------------------------------------------------------

@@ -105,6 +105,7 @@ def pipeline_settings(data_dir: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "data_dir": data_dir,
         "reranker": "none",
+        "fusion": "rrf",  # these tests reason about RRF's scores
         "dense_k": 10,
         "lexical_k": 10,
         "top_k": 3,
@@ -399,3 +400,24 @@ def test_an_unavailable_reranker_is_reported_on_every_answer(
     assert answer.reranker.reason and "ms-marco" in answer.reranker.reason
     assert answer.retrieval.floor_on is None  # no floor configured
     assert isinstance(make_pipeline(index, embedder, None).reranker, NoReranker)
+
+
+def test_dense_floor_abstains_when_nothing_is_close_enough(
+    index: HybridIndex, embedder: Any, tmp_path: Path
+) -> None:
+    def ask(question: str) -> Answer:
+        return with_gateway(
+            index,
+            embedder,
+            tmp_path / "var",
+            lambda p: p.ask(question),
+            llm_chain="extractive",
+            dense_floor=0.45,
+        )
+
+    unrelated = ask("What is the boiling point of liquid nitrogen at sea level?")
+    assert unrelated.abstained and unrelated.abstention_reason == "no_relevant_sources"
+    assert unrelated.retrieval.top_dense is not None and unrelated.retrieval.top_dense < 0.45
+    related = ask(QUESTION)
+    assert not related.abstained and related.retrieval.top_dense is not None
+    assert related.retrieval.top_dense >= 0.45
