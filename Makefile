@@ -35,7 +35,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 eval: install
-	$(BIN)/rag eval --all
+	$(BIN)/rag eval --all --baseline eval/baselines
 
 bench: install
 	$(BIN)/python -m eval.bench $(BENCH_ARGS)

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     reranker_timeout_s: float = 5.0
     rerank_candidates: int = 30
     relevance_floor: float | None = None
-    dense_floor: float | None = None
+    dense_floor: float | None = 0.43
     context_budget_tokens: int = 3000
 
     # --- LLM gateway -------------------------------------------------------------
