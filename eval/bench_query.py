@@ -88,7 +88,8 @@ def run_query_bench(out: dict[str, Any], datasets: Path, quick: bool = False) ->
     }
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            settings = load_settings(data_dir=Path(tmp) / f"var{n}", reranker="none")
+            # no dense floor: every query goes through packing, the path being measured
+            settings = load_settings(data_dir=Path(tmp) / f"var{n}", reranker="none", dense_floor=None)
             vectors = base[np.arange(n) % base_n] + rng.normal(0, 0.025, (n, base.shape[1])).astype(
                 np.float32
             )
