@@ -214,12 +214,6 @@ class Gateway:
         for lane in lanes:
             try:
                 response = await self._answer_with(lane, request, deadline, tally)
-            except BudgetExceeded as exc:
-                self._note_failure(lane, exc, failures, errors)
-                if self.settings.budget_action == "fail":
-                    self.metrics.requests.labels("budget_exceeded").inc()
-                    raise
-                continue
             except RagError as exc:
                 self._note_failure(lane, exc, failures, errors)
                 continue
@@ -261,12 +255,6 @@ class Gateway:
                 if not lane.breaker.available():
                     raise self._circuit_open(lane)
                 stream, first, admission = await self._retrying(call, self._open_stream)
-            except BudgetExceeded as exc:
-                self._note_failure(lane, exc, failures, errors)
-                if self.settings.budget_action == "fail":
-                    self.metrics.requests.labels("budget_exceeded").inc()
-                    raise
-                continue
             except RagError as exc:
                 self._note_failure(lane, exc, failures, errors)
                 continue
@@ -409,6 +397,7 @@ class Gateway:
         return response
 
     def _note_failure(self, lane: Lane, exc: RagError, failures: list[str], errors: list[RagError]) -> None:
+        """Record why a lane was skipped; an exceeded budget ends the request when so configured."""
         failures.append(f"{lane.name}:{exc.code}")
         errors.append(exc)
         log_event(
@@ -420,6 +409,9 @@ class Gateway:
             code=exc.code,
             error=redact(exc.message),
         )
+        if isinstance(exc, BudgetExceeded) and self.settings.budget_action == "fail":
+            self.metrics.requests.labels("budget_exceeded").inc()
+            raise exc
 
     def _nothing_answered(self, failures: list[str], errors: list[RagError]) -> RagError:
         if errors and all(isinstance(e, BudgetExceeded) for e in errors):
