@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.db import SqliteStore
+from rag.db import SqliteStore, equal_to
 from rag.errors import JobCancelled, QueueFull, RagError
 from rag.logs import log_event
 from rag.settings import Settings
@@ -145,16 +145,11 @@ class JobStore(SqliteStore):
         return _row_to_job(row) if row else None
 
     def recent(self, tenant: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
-        sql, args = "SELECT * FROM jobs WHERE 1=1", []
-        if tenant is not None:
-            sql += " AND tenant = ?"
-            args.append(tenant)
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        sql += " ORDER BY seq DESC LIMIT ?"
+        where, args = equal_to(tenant=tenant, state=state)
         with self._lock:
-            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+            rows = self._conn.execute(
+                f"SELECT * FROM jobs WHERE 1=1{where} ORDER BY seq DESC LIMIT ?", [*args, limit]
+            ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def pending_for_document(self, document_id: str) -> Job | None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rag.db import SqliteStore
+from rag.db import SqliteStore, equal_to
 from rag.types import Document
 
 __all__ = ["ACTIVE", "WRITING", "Catalog", "discard_unfinished"]
@@ -77,16 +77,11 @@ class Catalog(SqliteStore):
         return _row_to_document(row) if row else None
 
     def documents(self, collection: str | None = None, state: str | None = ACTIVE) -> list[Document]:
-        sql, args = "SELECT * FROM documents WHERE 1=1", []
-        if collection is not None:
-            sql += " AND collection = ?"
-            args.append(collection)
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        sql += " ORDER BY created_at, id"
+        where, args = equal_to(collection=collection, state=state)
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+            rows = self._conn.execute(
+                f"SELECT * FROM documents WHERE 1=1{where} ORDER BY created_at, id", args
+            ).fetchall()
         return [_row_to_document(r) for r in rows]
 
     def collections(self) -> list[str]:

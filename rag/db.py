@@ -23,6 +23,12 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def equal_to(**columns: object) -> tuple[str, list[object]]:
+    """`` AND col = ?`` for each column given a value (None means: do not filter on it)."""
+    given = {name: value for name, value in columns.items() if value is not None}
+    return "".join(f" AND {name} = ?" for name in given), list(given.values())
+
+
 class SqliteStore:
     """A schema on one connection, shared by the threads of a process under one lock."""
 
