@@ -67,8 +67,10 @@ class HybridIndex:
 
     def _lexical_for(self, collection: str) -> LexicalIndex:
         lex = self._lexical.get(collection)
+        if lex is not None and self.writable:
+            return lex  # only this process writes, and it keeps the cached index in step
         generation = self.catalog.generation(collection)
-        if lex is not None and (self.writable or lex.generation == generation):
+        if lex is not None and lex.generation == generation:
             return lex
         directory = self.settings.lexical_dir / collection_key(collection)
         lex = LexicalIndex.load(directory)
