@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from rag.errors import DeadlineExceeded, InvalidRequest, RateLimited
+from rag.llm.ratelimit import TokenBucket
 from rag.settings import Settings
 
 T = TypeVar("T")
@@ -25,38 +26,38 @@ class RateLimiter:
 
     The burst is ``per_minute`` (a client idle for a minute may spend it at once); full
     buckets are forgotten, so memory stays bounded by the keys active in the last minute.
+    The buckets are the gateway's own (``rag.llm.ratelimit.TokenBucket``): one refill rule.
     """
+
+    _PRUNE_ABOVE = 10_000
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
-        self.rate = per_minute / 60.0
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
     def check(self, key: str) -> None:
         """Take one token for ``key`` or raise ``RateLimited`` saying when one will be there."""
         if self.per_minute <= 0:
             return
-        now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.per_minute, clock=self.clock)
+            wait = bucket.wait_for(1)
+            if wait > 0:
                 raise RateLimited(
                     f"More than {self.per_minute} requests a minute for this key; slow down",
                     retry_after=float(max(1, math.ceil(wait))),
                 )
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > 10_000:
-                self._prune(now)
+            bucket.take(1)
+            if len(self._buckets) > self._PRUNE_ABOVE:
+                self._prune()
 
-    def _prune(self, now: float) -> None:
-        full_after = 60.0
-        for key, (_, last) in list(self._buckets.items()):
-            if now - last > full_after:
+    def _prune(self) -> None:
+        for key, bucket in list(self._buckets.items()):
+            if bucket.is_full():
                 del self._buckets[key]
 
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (the answer and search shapes come from ``rag.answering``)."""
+"""Request and response bodies of the HTTP API (the answer and search shapes come from ``rag.answer``)."""
 
 from __future__ import annotations
 

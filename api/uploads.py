@@ -129,6 +129,9 @@ class _Receiver:
             self._fh.close()
             self._fh = None
             self._file.sha256 = self._hash.hexdigest()
+            final = self._file.path.with_name(self._file.path.name[1:].removesuffix(".part"))
+            self._file.path.rename(final)  # complete: no longer a partial upload
+            self._file.path = final
         elif self._field is not None:
             self.form.fields[self._field] = self._field_data.decode("utf-8", errors="replace")
 

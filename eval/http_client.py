@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from eval.golden import GoldenSet
-from rag.answering import Answer, SearchResult
+from rag.answer import Answer, SearchResult
 from rag.errors import RemoteServiceError, ServiceUnreachable
 
 UPLOAD_BATCH = 50
@@ -158,7 +158,10 @@ def _problem(method: str, path: str, response: httpx.Response) -> RemoteServiceE
     return RemoteServiceError(f"{method} {path}: {response.status_code} {response.text[:200]}")
 
 
-def _parse(model: Any, data: Any, path: str) -> Any:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _parse(model: type[_Model], data: Any, path: str) -> _Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

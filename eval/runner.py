@@ -17,10 +17,9 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -28,13 +27,12 @@ from pydantic import ValidationError
 
 from eval.golden import GoldenSet, slug
 from eval.metrics.summary import CitedSource, EvalSummary, QuestionOutcome, RetrievedItem, summarize
-from rag.answering import Answer, SearchResult
+from rag.answer import Answer, SearchResult
+from rag.citations import CITATION_MARKER
 from rag.errors import InvalidRequest, RagError
+from rag.retrieval import RETRIEVAL_MODES, QueryEmbedder, RetrievalMode
 from rag.settings import Settings, load_settings
-from rag.types import Filters, Hit, StoredChunk
 
-RetrievalMode = Literal["hybrid", "dense", "lexical"]
-RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
 SEARCH_DEPTH = 100
 """Chunks asked of ``search`` per question: deep enough for recall@100 at document level."""
 
@@ -48,6 +46,8 @@ INGEST_KEYS = (
     "ocr_dpi",
     "ocr_min_chars",
     "ocr_min_printable_ratio",
+    "tables",
+    "context_headers",
 )
 # Settings recorded in every report, so a baseline says what it measured.
 REPORTED_KEYS = (
@@ -66,7 +66,7 @@ REPORTED_KEYS = (
     "context_budget_tokens",
     "llm_chain",
 )
-_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]")
+_MARKER = re.compile(r"\s*" + CITATION_MARKER.pattern)  # with the space before it
 
 
 # --------------------------------------------------------------------------- configuration
@@ -79,6 +79,8 @@ class RunOptions:
     retrieval: RetrievalMode = "hybrid"
     bypass_cache: bool = True
     """Answers are computed, not replayed: a cached answer would hide a change in the answerer."""
+    answers: bool = True
+    """``answers=off``: retrieval only (ablations of retrieval levers need no answerer)."""
 
 
 def parse_overrides(text: str | None) -> dict[str, str]:
@@ -105,13 +107,19 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, str]) -> tuple[S
     ``Settings`` field (``reranker=none``, ``chunk_tokens=300``, ``context_budget_tokens=1500``...).
     """
     fields: dict[str, str | None] = {}
-    retrieval: str = "hybrid"
+    retrieval: RetrievalMode = "hybrid"
     bypass_cache = True
+    answers = True
     for key, value in overrides.items():
         if key == "retrieval":
-            if value not in RETRIEVAL_MODES:
+            mode = next((m for m in RETRIEVAL_MODES if m == value), None)
+            if mode is None:
                 raise InvalidRequest(f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, not {value!r}")
-            retrieval = value
+            retrieval = mode
+        elif key == "answers":
+            if value.lower() not in ("on", "off", "true", "false"):
+                raise InvalidRequest("answers must be on or off")
+            answers = value.lower() in ("on", "true")
         elif key == "cache":
             if value.lower() not in ("on", "off", "true", "false"):
                 raise InvalidRequest("cache must be on or off")
@@ -126,10 +134,10 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, str]) -> tuple[S
             settings = load_settings(**{**settings.model_dump(), **fields})
         except (ValidationError, ValueError) as exc:
             raise InvalidRequest(f"invalid configuration override: {_first_line(exc)}") from exc
-    if retrieval == "lexical" and getattr(settings, "dense_floor", None) is not None:
+    if retrieval == "lexical" and settings.dense_floor is not None:
         # the floor compares the best dense cosine, which a lexical-only run never has
         raise InvalidRequest("retrieval=lexical has no dense score for dense_floor: add dense_floor=none")
-    return settings, RunOptions(retrieval=retrieval, bypass_cache=bypass_cache)  # type: ignore[arg-type]
+    return settings, RunOptions(retrieval=retrieval, bypass_cache=bypass_cache, answers=answers)
 
 
 def _first_line(exc: Exception) -> str:
@@ -174,33 +182,10 @@ class Target(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _ModeIndex:
-    """The read side of the index with one retriever switched off (dense-only or lexical-only runs)."""
-
-    def __init__(self, index: Any, mode: RetrievalMode) -> None:
-        self._index = index
-        self.mode = mode
-
-    def dense(
-        self, query_vec: npt.NDArray[np.float32], k: int, collection: str, filters: Filters | None = None
-    ) -> list[Hit]:
-        return [] if self.mode == "lexical" else list(self._index.dense(query_vec, k, collection, filters))
-
-    def lexical(self, query: str, k: int, collection: str, filters: Filters | None = None) -> list[Hit]:
-        return [] if self.mode == "dense" else list(self._index.lexical(query, k, collection, filters))
-
-    def get(self, chunk_ids: list[str]) -> list[StoredChunk]:
-        return list(self._index.get(chunk_ids))
-
-    def consistent_read(self) -> AbstractContextManager[Any]:
-        hold = getattr(self._index, "consistent_read", None)
-        return hold() if callable(hold) else nullcontext()
-
-
 class _RememberingEmbedder:
     """Query vectors of the last few questions: ``search`` then ``ask`` embed the same question."""
 
-    def __init__(self, embedder: Any, capacity: int = 64) -> None:
+    def __init__(self, embedder: QueryEmbedder, capacity: int = 64) -> None:
         self._embedder = embedder
         self._capacity = capacity
         self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -218,19 +203,28 @@ class _RememberingEmbedder:
 class InProcessTarget:
     """The embedded service in this process, built from ``Settings`` like ``rag serve`` builds it."""
 
-    def __init__(self, settings: Settings, options: RunOptions | None = None) -> None:
-        from ingest.runtime import Runtime
+    def __init__(
+        self, settings: Settings, options: RunOptions | None = None, *, embedding_cache: Path | None = None
+    ) -> None:
+        """``embedding_cache``: a file of vectors by model and exact text, shared across runs."""
         from rag.answering import QueryPipeline
+        from service.runtime import Runtime
 
         self.settings = settings
         self.options = options or RunOptions()
-        self.runtime = Runtime(settings, writer=True)
+        embedder = None
+        if embedding_cache is not None:
+            from eval.embedding_cache import CachedEmbedder
+
+            embedder = CachedEmbedder(Runtime(settings, writer=False).embedder, embedding_cache)
+        self.runtime = Runtime(settings, writer=True, embedder=embedder)
         self.pipeline = QueryPipeline(
             settings,
-            _ModeIndex(self.runtime.index, self.options.retrieval),
+            self.runtime.index,
             _RememberingEmbedder(self.runtime.embedder),
             self.runtime.reranker,
             self.runtime.gateway,
+            mode=self.options.retrieval,
         )
         reranker = self.runtime.reranker
         state = reranker.name if reranker.available else f"{reranker.name} unavailable, fused order"
@@ -289,7 +283,7 @@ def _pages(start: int, end: int) -> list[int]:
 
 
 def to_outcome(
-    qid: str, answer: Answer, search: SearchResult | None, golden_ids: Mapping[str, str]
+    qid: str, answer: Answer | None, search: SearchResult | None, golden_ids: Mapping[str, str]
 ) -> QuestionOutcome:
     """One question's outcome in golden document names (service ids mapped back, names as fallback)."""
 
@@ -305,6 +299,8 @@ def to_outcome(
         )
         for h in (search.results if search is not None else [])
     ]
+    if answer is None:
+        return QuestionOutcome(id=qid, retrieved=retrieved, asked=False)
     # a citation carries a short snippet; the chunk it names is the source the claim rests on
     chunk_text = {h.chunk_id: h.text for h in (search.results if search is not None else [])}
     citations = [
@@ -355,6 +351,7 @@ async def run_set(
     collection: str,
     config: Mapping[str, Any] | None = None,
     search_k: int = SEARCH_DEPTH,
+    answers: bool = True,
     progress: Progress | None = None,
     seed: int = 0,
     n_resamples: int = 1000,
@@ -374,7 +371,7 @@ async def run_set(
     for i, record in enumerate(golden.records, 1):
         try:
             # ask first: its timings are the real query's; search then reuses the question's vector
-            answer = await target.ask(record.question, collection)
+            answer = await target.ask(record.question, collection) if answers else None
             found = await target.search(record.question, collection, search_k)
             outcomes.append(to_outcome(record.id, answer, found, golden_ids))
         except RagError as exc:

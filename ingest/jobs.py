@@ -53,12 +53,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    content_sha256 TEXT,
+    kind TEXT,
+    size_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, not_before, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_document ON jobs(document_id, state);
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant, seq);
 """
+
+_ADDED_COLUMNS = (("content_sha256", "TEXT"), ("kind", "TEXT"), ("size_bytes", "INTEGER"))
+"""Columns a jobs table made by an earlier version lacks (intake's facts); added on open."""
 
 DEFAULT_MAX_ATTEMPTS = 3
 _PROGRESS_EVERY_S = 0.25
@@ -67,7 +73,8 @@ _POLL_S = 0.5
 
 @dataclass
 class JobSpec:
-    """What an upload hands to the queue: a file already on disk and where it goes."""
+    """What intake hands to the queue: a file already on disk, where it goes, and what intake
+    established about it (``ingest.intake.Admission``), so the worker does not establish it again."""
 
     tenant: str
     collection: str
@@ -75,6 +82,9 @@ class JobSpec:
     name: str
     path: Path
     metadata: dict[str, Any] = field(default_factory=dict)
+    content_sha256: str | None = None
+    kind: str | None = None
+    size_bytes: int | None = None
 
 
 @dataclass
@@ -97,6 +107,9 @@ class Job:
     finished_at: float | None
     updated_at: float
     run_token: str | None = None
+    content_sha256: str | None = None
+    kind: str | None = None
+    size_bytes: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -123,6 +136,9 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"],
         updated_at=row["updated_at"],
         run_token=row["run_token"],
+        content_sha256=row["content_sha256"],
+        kind=row["kind"],
+        size_bytes=row["size_bytes"],
     )
 
 
@@ -134,6 +150,11 @@ class JobStore(SqliteStore):
     ) -> None:
         """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next."""
         super().__init__(path, _SCHEMA)
+        with self.transaction() as conn:
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+            for column, sql_type in _ADDED_COLUMNS:
+                if column not in present:
+                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
 
@@ -230,7 +251,8 @@ class JobStore(SqliteStore):
                 job_id = uuid.uuid4().hex
                 conn.execute(
                     "INSERT INTO jobs (id, tenant, collection, document_id, name, path, metadata, state,"
-                    " created_at, updated_at, progress) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " created_at, updated_at, progress, content_sha256, kind, size_bytes)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         job_id,
                         spec.tenant,
@@ -243,6 +265,9 @@ class JobStore(SqliteStore):
                         now,
                         now,
                         json.dumps({"stage": QUEUED}),
+                        spec.content_sha256,
+                        spec.kind,
+                        spec.size_bytes,
                     ),
                 )
                 fresh[spec.document_id] = job_id

@@ -1,4 +1,10 @@
-"""From a file on disk to an indexed document, in one visible, crash-safe job.
+"""From an admitted file to an indexed document, in one visible, crash-safe job.
+
+A file reaches the pipeline through intake (``ingest.intake``), which checked, hashed,
+sniffed, identified and deduplicated it once; :meth:`IngestionPipeline.ingest` takes that
+:class:`~ingest.intake.Admission`, :meth:`~IngestionPipeline.ingest_file` runs intake then
+ingests (``rag ingest``, evaluation), and :meth:`~IngestionPipeline.run_job` is the job
+queue's handler.
 
 Loading and chunking run in a producer thread while the caller's thread embeds, so
 PDF parsing and OCR hide behind the model, which is the floor of ingestion speed.
@@ -8,7 +14,6 @@ in one step, so a failure at any point leaves what was stored untouched.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -20,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from ingest.chunking import Chunker
+from ingest.intake import Admission, admit, check_size, document_id, indexed_copy, validate_collection
+from ingest.jobs import Job
 from ingest.loaders import load_document
+from ingest.profile import DocumentProfile, read_profile
 from rag.embedder import Embedder
-from rag.errors import InvalidRequest, NoTextFound, TooLarge
-from rag.index.hybrid import HybridIndex
+from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound
+from rag.index.base import IndexWriter
 from rag.settings import Settings
 from rag.types import Chunk, Document, Page
 
-_READ_BLOCK = 1 << 20
 _EMBED_BATCH = 64
 
 
@@ -57,40 +64,32 @@ class IngestResult:
         out["document"] = asdict(self.document)
         return out
 
+    @classmethod
+    def already_indexed(cls, document: Document) -> IngestResult:
+        return cls(document, True, document.pages, document.ocr_pages, document.chunks, 0.0)
+
+    def job_result(self) -> dict[str, Any]:
+        """What a finished job records (``GET /v1/jobs/{id}`` shows it as ``result``)."""
+        return {
+            "document_id": self.document.id,
+            "duplicate": self.duplicate,
+            "pages": self.pages,
+            "ocr_pages": self.ocr_pages,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "timings": self.timings,
+        }
+
 
 ProgressCallback = Callable[[IngestProgress], None]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def document_id(collection: str, content_sha256: str) -> str:
-    """The content hash, scoped to its collection so tenants never share a document row."""
-    return hashlib.sha256(f"{collection}\0{content_sha256}".encode()).hexdigest()[:32]
-
-
-def validate_collection(name: str) -> str:
-    if not name or len(name) > 128 or any(ch in name for ch in "\0/\\") or name != name.strip():
-        raise InvalidRequest(f"invalid collection name {name!r}")
-    return name
-
-
 class IngestionPipeline:
-    def __init__(self, settings: Settings, index: HybridIndex, embedder: Embedder, chunker: Chunker) -> None:
+    def __init__(self, settings: Settings, index: IndexWriter, embedder: Embedder, chunker: Chunker) -> None:
         self.settings = settings
         self.index = index
         self.embedder = embedder
         self.chunker = chunker
-
-    def identify(self, path: Path, collection: str | None = None) -> tuple[str, str]:
-        """``(document id, content sha256)`` of a file, as the index will know it."""
-        sha = file_sha256(path)
-        return document_id(validate_collection(collection or self.settings.default_collection), sha), sha
 
     def ingest_file(
         self,
@@ -101,26 +100,71 @@ class IngestionPipeline:
         metadata: dict[str, Any] | None = None,
         progress: ProgressCallback | None = None,
     ) -> IngestResult:
+        """Intake (check, hash, sniff, identify, deduplicate) and ingestion of a file, in this thread."""
         started = time.perf_counter()
-        collection = validate_collection(collection or self.settings.default_collection)
-        size = path.stat().st_size
-        if size > self.settings.max_upload_bytes:
-            raise TooLarge(f"{path.name} is {size} bytes; the limit is {self.settings.max_upload_mb} MB")
-        doc_id, sha = self.identify(path, collection)
-        existing = self.index.catalog.get(doc_id)
-        if existing is not None and existing.state == "active":
-            return IngestResult(existing, True, existing.pages, existing.ocr_pages, existing.chunks, 0.0)
+        admission = admit(path, self.settings, collection=collection, name=name, metadata=metadata)
+        existing = indexed_copy(self.index.catalog, admission)
+        if existing is not None:
+            return IngestResult.already_indexed(existing)
+        return self.ingest(admission, progress=progress, started=started)
 
-        loaded = load_document(path, self.settings)
+    def run_job(self, job: Job, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """The job queue's handler: ingest the job's file with what intake recorded for it."""
+        path = Path(job.path)
+        if not path.exists():
+            raise NotFound("the uploaded file is no longer on disk")
+        admission = Admission.from_job(job)
+        if admission is None:  # queued by a version that did not record intake's facts
+            admission = admit(
+                path,
+                self.settings,
+                collection=job.collection,
+                name=job.name,
+                metadata=job.metadata,
+                tenant=job.tenant,
+            )
+        if job.attempts > 1:  # the attempt that died may have written the document already
+            existing = indexed_copy(self.index.catalog, admission)
+            if existing is not None:
+                return IngestResult.already_indexed(existing).job_result()
+        result = self.ingest(admission, progress=lambda p: progress(asdict(p)))
+        return result.job_result()
+
+    def ingest(
+        self,
+        admission: Admission,
+        *,
+        progress: ProgressCallback | None = None,
+        started: float | None = None,
+    ) -> IngestResult:
+        """Read, chunk, embed and index an admitted file; the store skips bytes it already holds.
+
+        Intake's facts are taken as given where checking them would mean doing intake's work
+        again (hashing the file, sniffing it), and re-checked where that is cheap and matters
+        for safety: the collection name is validated, the document id must be the one the
+        collection and content hash derive (an id is never chosen by a caller), the file must
+        still be within ``max_upload_bytes`` and exactly as long as when it was admitted (a file
+        changed since is refused), and the loader of ``kind`` validates every byte it reads.
+        """
+        started = time.perf_counter() if started is None else started
+        collection = validate_collection(admission.collection)
+        if admission.document_id != document_id(collection, admission.content_sha256):
+            raise InvalidRequest("the document id does not match the collection and content hash")
+        path = admission.path
+        size = check_size(path, self.settings)
+        if size != admission.size_bytes:
+            raise CorruptDocument(f"{admission.name} changed after it was accepted")
+
+        loaded = load_document(path, self.settings, kind=admission.kind)
         document = Document(
-            id=doc_id,
-            name=name or path.name,
+            id=admission.document_id,
+            name=admission.name,
             collection=collection,
-            content_sha256=sha,
+            content_sha256=admission.content_sha256,
             kind=loaded.kind,
             size_bytes=size,
             created_at=time.time(),
-            metadata={**({"title": loaded.title} if loaded.title else {}), **(metadata or {})},
+            metadata={**({"title": loaded.title} if loaded.title else {}), **admission.metadata},
         )
         state = IngestProgress(pages_total=loaded.page_count, stage="reading")
         report = progress or (lambda _p: None)
@@ -134,13 +178,21 @@ class IngestionPipeline:
                 report(state)
                 yield page
 
+        profiles: list[DocumentProfile] = []
+
+        def profiled_chunks() -> Iterator[Chunk]:
+            # in the reader thread: the first pages make the profile that heads every chunk's context
+            profile, pages = read_profile(counted_pages(), title=document.metadata.get("title"))
+            profiles.append(profile)
+            yield from self.chunker.chunk(document.id, pages, profile)
+
         timings = {"embed": 0.0}
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
-        for batch in _produce_batches(self.chunker.chunk(doc_id, counted_pages()), _EMBED_BATCH):
+        for batch in _produce_batches(profiled_chunks(), _EMBED_BATCH):
             state.stage = "embedding"
             t0 = time.perf_counter()
-            vectors.append(self.embedder.embed([c.text for c in batch]))
+            vectors.append(self.embedder.embed([c.embedded_text for c in batch]))
             timings["embed"] += time.perf_counter() - t0
             chunks.extend(batch)
             state.chunks_embedded = len(chunks)
@@ -148,6 +200,8 @@ class IngestionPipeline:
         if not chunks:
             raise NoTextFound(f"no text could be read from {document.name}")
         document.pages, document.ocr_pages = state.pages_read, state.ocr_pages
+        if profiles:  # stored for the query side; the caller's own metadata wins
+            document.metadata = {**profiles[0].to_metadata(), **document.metadata}
         state.stage = "indexing"
         report(state)
         t0 = time.perf_counter()

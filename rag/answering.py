@@ -1,9 +1,13 @@
-"""The query pipeline: retrieve, fuse, re-rank, cut, pack, ask, check.
+"""The query pipeline: retrieve, pack, prompt, gateway, check.
 
-Retrieval is synchronous (torch, Chroma and BM25 block) and runs in a worker thread under
-``ask``/``stream`` so the event loop stays free. Only the re-ranker may fail softly: its
-failure is recorded on the answer and the fused order stands. Everything else that fails
-raises from ``rag.errors``.
+- retrieve: ``rag.retrieval.Retriever`` (embed, dense, lexical, fuse, fetch, re-rank, floors);
+- pack: the best sources into the token budget, labelled ``[1]..[n]`` (``rag.packing``);
+- prompt: the versioned prompt around them (``rag.prompts``);
+- gateway: the LLM, behind cache, fallbacks, retries and budgets (``rag.llm``);
+- check: the reply's citations against the sources it was given (``rag.citations``).
+
+Retrieval and packing are synchronous and run in a worker thread under ``ask``/``stream`` so
+the event loop stays free. The response shapes are in ``rag.answer``.
 """
 
 from __future__ import annotations
@@ -12,45 +16,35 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-from pydantic import BaseModel, Field
-
-from rag.citations import Citation, check_answer
-from rag.errors import InvalidRequest, RagError
-from rag.fusion import FusedHit, fuse
+from rag.answer import (
+    Answer,
+    RetrievalInfo,
+    Scores,
+    SearchHit,
+    SearchResult,
+    StreamEvent,
+    UsageInfo,
+)
+from rag.citations import check_answer
+from rag.errors import InvalidRequest
+from rag.expansion import with_neighbours
+from rag.index.base import IndexReader
 from rag.llm.schema import ABSTENTION_SENTENCE
 from rag.llm.types import LLMRequest, LLMResponse, StreamDelta
 from rag.logs import log_event
 from rag.packing import Candidate, ContextPacker, PackedContext
-from rag.prompts import PROMPT_ID, PROMPT_VERSION, build_request
+from rag.prompts import build_request
 from rag.rerank.base import Reranker
+from rag.retrieval import RETRIEVAL_STAGES, QueryEmbedder, Retrieval, RetrievalMode, Retriever
 from rag.settings import Settings
-from rag.types import Filters, Hit, StoredChunk
+from rag.types import Filters
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embed", "dense", "lexical", "fuse", "fetch", "rerank", "pack", "llm", "total")
-
-
-class ReadIndex(Protocol):
-    """The read half of ``rag.index.base.Index``: all a query needs."""
-
-    def dense(
-        self, query_vec: npt.NDArray[np.float32], k: int, collection: str, filters: Filters | None = None
-    ) -> list[Hit]: ...
-
-    def lexical(self, query: str, k: int, collection: str, filters: Filters | None = None) -> list[Hit]: ...
-
-    def get(self, chunk_ids: list[str]) -> list[StoredChunk]: ...
-
-
-class QueryEmbedder(Protocol):
-    def embed_query(self, text: str) -> npt.NDArray[np.float32]: ...
+STAGES = (*RETRIEVAL_STAGES, "pack", "llm", "total")
 
 
 class AnswerGateway(Protocol):
@@ -61,136 +55,13 @@ class AnswerGateway(Protocol):
     def stream(self, request: LLMRequest) -> AsyncIterator[StreamDelta]: ...
 
 
-# --- what callers get back ---------------------------------------------------------------
-
-
-class Scores(BaseModel):
-    dense_rank: int | None = None
-    lexical_rank: int | None = None
-    dense: float | None = None
-    lexical: float | None = None
-    fused: float
-    rerank: float | None = None
-
-
-class SearchHit(BaseModel):
-    chunk_id: str
-    document_id: str
-    document_name: str
-    page_start: int
-    page_end: int
-    text: str
-    scores: Scores
-
-
-class RerankerInfo(BaseModel):
-    name: str
-    available: bool
-    used: bool = False
-    reason: str | None = None
-
-
-class SearchResult(BaseModel):
-    results: list[SearchHit]
-    candidates: int
-    reranker: RerankerInfo
-    timings: dict[str, float]
-
-
-class UsageInfo(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    estimated: bool = False
-
-
-class PromptInfo(BaseModel):
-    id: str = PROMPT_ID
-    version: str = PROMPT_VERSION
-
-
-class RetrievalInfo(BaseModel):
-    candidates: int = 0
-    """Chunks either retriever returned (after fusion, before any cut)."""
-    after_floor: int = 0
-    floor: float | None = None
-    floor_on: Literal["rerank", "fused"] | None = None
-    """Which score the floor was applied to; ``None`` when it was not applied."""
-    top_dense: float | None = None
-    """The best dense cosine similarity, compared with ``dense_floor``."""
-    sources: int = 0
-    packed_tokens: int = 0
-    budget: int = 0
-    dropped: dict[str, int] = Field(default_factory=dict)
-
-
-class Answer(BaseModel):
-    answer: str
-    abstained: bool
-    citations: list[Citation] = Field(default_factory=list)
-    provider: str = "none"
-    model: str = ""
-    cached: bool = False
-    usage: UsageInfo = Field(default_factory=UsageInfo)
-    timings: dict[str, float] = Field(default_factory=dict)
-    prompt: PromptInfo = Field(default_factory=PromptInfo)
-    reranker: RerankerInfo
-    retrieval: RetrievalInfo = Field(default_factory=RetrievalInfo)
-    dropped_citations: int = 0
-    uncited: bool = False
-    abstention_reason: Literal["no_relevant_sources", "model"] | None = None
-    json_valid: bool | None = None
-
-
-class StreamEvent(BaseModel):
-    """``delta`` events carry text as the model writes it; the last event is the checked ``answer``."""
-
-    type: Literal["delta", "answer"]
-    text: str = ""
-    answer: Answer | None = None
-
-
-# --- internals ---------------------------------------------------------------------------
-
-
 @dataclass(slots=True)
-class _Ranked:
-    fused: FusedHit
-    stored: StoredChunk
-    rerank: float | None = None
+class Prepared:
+    """Everything before the LLM: the retrieval, the packed context and what the answer reports of them."""
 
-    @property
-    def score(self) -> float:
-        return self.rerank if self.rerank is not None else self.fused.fused
-
-
-@dataclass(slots=True)
-class _Retrieval:
-    ranked: list[_Ranked]
-    candidates: int
-    reranker: RerankerInfo
-    timings: dict[str, float] = field(default_factory=dict)
-    floor_on: Literal["rerank", "fused"] | None = None
-    top_dense: float | None = None
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._start = time.perf_counter()
-
-    def stage(self, name: str) -> AbstractContextManager[None]:
-        clock = self
-
-        class _Stage:
-            def __enter__(self) -> None:
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc: object) -> None:
-                elapsed = (time.perf_counter() - self.t) * 1000
-                clock.timings[name] = round(clock.timings.get(name, 0.0) + elapsed, 3)
-
-        return _Stage()
+    retrieval: Retrieval
+    packed: PackedContext
+    info: RetrievalInfo
 
 
 def _primary_model(gateway: object) -> str | None:
@@ -204,20 +75,21 @@ class QueryPipeline:
     def __init__(
         self,
         settings: Settings,
-        index: ReadIndex,
+        index: IndexReader,
         embedder: QueryEmbedder,
         reranker: Reranker,
         gateway: AnswerGateway | None,
         *,
         budget_model: str | None = None,
         json_mode: bool = True,
+        mode: RetrievalMode = "hybrid",
     ) -> None:
         """``budget_model`` names the model whose tokenizer counts the context budget (default:
-        the gateway's first provider); ``json_mode`` asks ``ask`` for JSON (``stream`` asks for text)."""
+        the gateway's first provider); ``json_mode`` asks ``ask`` for JSON (``stream`` asks for text);
+        ``mode`` leaves one retriever out (evaluation compares them)."""
         self.settings = settings
-        self.index = index
-        self.embedder = embedder
-        self.reranker = reranker
+        self.retriever = Retriever(settings, index, embedder, reranker)
+        self.mode: RetrievalMode = mode
         self.gateway = gateway
         self.json_mode = json_mode
         self.packer = ContextPacker(
@@ -226,7 +98,9 @@ class QueryPipeline:
             encoding=settings.tiktoken_encoding,
         )
 
-    # --- validation -----------------------------------------------------------------
+    @property
+    def reranker(self) -> Reranker:
+        return self.retriever.reranker
 
     def _check(self, question: str, k: int | None) -> tuple[str, int]:
         question = (question or "").strip()
@@ -239,72 +113,10 @@ class QueryPipeline:
             raise InvalidRequest(f"k must be between 1 and {self.settings.max_top_k}")
         return question, k
 
-    def _reranker_info(self, used: bool = False, reason: str | None = None) -> RerankerInfo:
-        r = self.reranker
-        return RerankerInfo(name=r.name, available=r.available, used=used, reason=reason or r.reason)
+    def _retrieve(self, question: str, collection: str | None, filters: Filters | None, k: int) -> Retrieval:
+        return self.retriever.retrieve(question, collection=collection, filters=filters, k=k, mode=self.mode)
 
-    # --- retrieval ------------------------------------------------------------------
-
-    def _consistent_read(self) -> AbstractContextManager[Any]:
-        # the embedded index can pin one version for the searches and the get of one query
-        hold = getattr(self.index, "consistent_read", None)
-        return hold() if callable(hold) else nullcontext()
-
-    def _retrieve(self, question: str, collection: str | None, filters: Filters | None, k: int) -> _Retrieval:
-        s = self.settings
-        clock = _Clock()
-        collection = collection or s.default_collection
-        with clock.stage("embed"):
-            vector = self.embedder.embed_query(question)
-        with self._consistent_read():
-            with clock.stage("dense"):
-                dense = self.index.dense(vector, s.dense_k, collection, filters)
-            with clock.stage("lexical"):
-                lexical = self.index.lexical(question, s.lexical_k, collection, filters)
-            with clock.stage("fuse"):
-                fused = fuse(dense, lexical, s.fusion, rrf_k=s.rrf_k, dense_weight=s.fusion_dense_weight)
-            pool_size = max(k, s.rerank_candidates) if self.reranker.available else k
-            pool = fused[:pool_size]
-            with clock.stage("fetch"):
-                stored = {c.chunk.id: c for c in self.index.get([h.chunk_id for h in pool])}
-        # a chunk whose document was replaced between search and get is simply gone
-        ranked = [_Ranked(h, stored[h.chunk_id]) for h in pool if h.chunk_id in stored]
-        info = self._reranker_info()
-        floor_on: Literal["rerank", "fused"] | None = "fused"
-        if self.reranker.available and ranked:
-            floor_on = None  # a floor calibrated on re-rank scores means nothing on fused ones
-            with clock.stage("rerank"):
-                try:
-                    scores = self.reranker.score(question, [r.stored.chunk.text for r in ranked])
-                    if len(scores) != len(ranked):
-                        raise RagError(f"re-ranker returned {len(scores)} scores for {len(ranked)} passages")
-                except Exception as exc:  # the re-ranker only improves the order; never fail for it
-                    reason = exc.message if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
-                    info = self._reranker_info(used=False, reason=reason)
-                    log_event(
-                        logger, "rerank_failed", logging.WARNING, reranker=self.reranker.name, reason=reason
-                    )
-                else:
-                    for r, score in zip(ranked, scores, strict=True):
-                        r.rerank = score
-                    ranked.sort(key=lambda r: -r.score)  # stable: ties keep the fused order
-                    info = self._reranker_info(used=True)
-                    floor_on = "rerank"
-        top_dense = dense[0].score if dense else None
-        return _Retrieval(ranked, len(fused), info, clock.timings, floor_on, top_dense)
-
-    def _apply_floor(self, retrieval: _Retrieval) -> list[_Ranked]:
-        # The question's best cosine is the one signal measured to separate answerable from
-        # unanswerable questions without a trained re-ranker (see the README): below it, abstain.
-        dense_floor = self.settings.dense_floor
-        if dense_floor is not None and (retrieval.top_dense is None or retrieval.top_dense < dense_floor):
-            return []
-        floor = self.settings.relevance_floor
-        if floor is None or retrieval.floor_on is None:
-            return retrieval.ranked
-        return [r for r in retrieval.ranked if r.score >= floor]
-
-    # --- search ---------------------------------------------------------------------
+    # --- search: retrieval only -------------------------------------------------------
 
     def search(
         self,
@@ -336,39 +148,41 @@ class QueryPipeline:
             )
             for r in retrieval.ranked[:k]
         ]
-        timings = {name: retrieval.timings.get(name, 0.0) for name in STAGES if name not in ("pack", "llm")}
+        timings = {name: retrieval.timings.get(name, 0.0) for name in RETRIEVAL_STAGES}
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         return SearchResult(
             results=results, candidates=retrieval.candidates, reranker=retrieval.reranker, timings=timings
         )
 
-    # --- answering ------------------------------------------------------------------
+    # --- answering: retrieve, pack, prompt, gateway, check ---------------------------
 
-    def prepare(
-        self, question: str, collection: str | None, filters: Filters | None, k: int
-    ) -> tuple[_Retrieval, RetrievalInfo, PackedContext]:
-        """Retrieval, relevance floor and packing: everything before the LLM (benchmarks time this)."""
+    def pack(self, retrieval: Retrieval, k: int) -> PackedContext:
+        """The ``k`` best kept chunks (and, small to big, their neighbours) in the context budget."""
+        retrieved = [Candidate(r.stored, r.score) for r in retrieval.kept[:k]]
+        return self.packer.pack(
+            with_neighbours(retrieved, self.retriever.index, self.settings.pack_neighbours)
+        )
+
+    def prepare(self, question: str, collection: str | None, filters: Filters | None, k: int) -> Prepared:
+        """Retrieve and pack: everything before the LLM (benchmarks time this)."""
         retrieval = self._retrieve(question, collection, filters, k)
-        kept = self._apply_floor(retrieval)
-        clock = _Clock()
-        with clock.stage("pack"):
-            packed = self.packer.pack([Candidate(r.stored, r.score) for r in kept[:k]])
-        retrieval.timings["pack"] = clock.timings["pack"]
-        applied = self.settings.relevance_floor is not None and retrieval.floor_on is not None
+        started = time.perf_counter()
+        packed = self.pack(retrieval, k)
+        retrieval.timings["pack"] = round((time.perf_counter() - started) * 1000, 3)
         info = RetrievalInfo(
             candidates=retrieval.candidates,
-            after_floor=len(kept),
-            floor=self.settings.relevance_floor if applied else None,
-            floor_on=retrieval.floor_on if applied else None,
+            after_floor=len(retrieval.kept),
+            floor=retrieval.floor,
+            floor_on=retrieval.floor_on if retrieval.floor is not None else None,
             top_dense=retrieval.top_dense,
             sources=len(packed.sources),
             packed_tokens=packed.tokens_used,
             budget=packed.budget,
             dropped=packed.dropped,
         )
-        return retrieval, info, packed
+        return Prepared(retrieval, packed, info)
 
-    def _request(
+    def _prompt(
         self,
         question: str,
         packed: PackedContext,
@@ -387,36 +201,111 @@ class QueryPipeline:
             api_key_id=api_key_id,
         )
 
+    def _gateway(self) -> AnswerGateway:
+        if self.gateway is None:
+            raise InvalidRequest("this pipeline was built without an LLM gateway; use search")
+        return self.gateway
+
+    async def ask(
+        self,
+        question: str,
+        collection: str | None = None,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+        api_key_id: str | None = None,
+        bypass_cache: bool = False,
+    ) -> Answer:
+        started = time.perf_counter()
+        question, k = self._check(question, top_k)
+        gateway = self._gateway()
+        prepared = await asyncio.to_thread(self.prepare, question, collection, filters, k)
+        if not prepared.packed.sources:
+            return self._no_sources(prepared, started)
+        request = self._prompt(
+            question,
+            prepared.packed,
+            json_mode=self.json_mode,
+            bypass_cache=bypass_cache,
+            api_key_id=api_key_id,
+        )
+        t = time.perf_counter()
+        response = await gateway.complete(request)
+        llm_ms = (time.perf_counter() - t) * 1000
+        return self._checked(
+            response.text, response, prepared, json_mode=self.json_mode, llm_ms=llm_ms, started=started
+        )
+
+    async def stream(
+        self,
+        question: str,
+        collection: str | None = None,
+        filters: Filters | None = None,
+        top_k: int | None = None,
+        api_key_id: str | None = None,
+        bypass_cache: bool = False,
+    ) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        question, k = self._check(question, top_k)
+        gateway = self._gateway()
+        prepared = await asyncio.to_thread(self.prepare, question, collection, filters, k)
+        if not prepared.packed.sources:
+            answer = self._no_sources(prepared, started)
+            yield StreamEvent(type="delta", text=answer.answer)
+            yield StreamEvent(type="answer", answer=answer)
+            return
+        request = self._prompt(
+            question, prepared.packed, json_mode=False, bypass_cache=bypass_cache, api_key_id=api_key_id
+        )
+        t = time.perf_counter()
+        parts: list[str] = []
+        response: LLMResponse | None = None
+        async for delta in gateway.stream(request):
+            if delta.text:
+                parts.append(delta.text)
+                yield StreamEvent(type="delta", text=delta.text)
+            if delta.done:
+                response = delta.response
+                break
+        llm_ms = (time.perf_counter() - t) * 1000
+        text = "".join(parts)
+        if response is None:
+            response = LLMResponse(text=text, provider="unknown", model="")
+        answer = self._checked(
+            response.text or text, response, prepared, json_mode=False, llm_ms=llm_ms, started=started
+        )
+        yield StreamEvent(type="answer", answer=answer)
+
+    # --- the answer object ------------------------------------------------------------
+
     @staticmethod
-    def _timings(retrieval: _Retrieval, llm_ms: float, started: float) -> dict[str, float]:
+    def _timings(retrieval: Retrieval, llm_ms: float, started: float) -> dict[str, float]:
         timings = {name: retrieval.timings.get(name, 0.0) for name in STAGES}
         timings["llm"] = round(llm_ms, 3)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         return timings
 
-    def _no_sources(self, retrieval: _Retrieval, info: RetrievalInfo, started: float) -> Answer:
+    def _no_sources(self, prepared: Prepared, started: float) -> Answer:
         return Answer(
             answer=ABSTENTION_SENTENCE,
             abstained=True,
-            timings=self._timings(retrieval, 0.0, started),
-            reranker=retrieval.reranker,
-            retrieval=info,
+            timings=self._timings(prepared.retrieval, 0.0, started),
+            reranker=prepared.retrieval.reranker,
+            retrieval=prepared.info,
             abstention_reason="no_relevant_sources",
         )
 
-    def _finish(
+    def _checked(
         self,
         text: str,
         response: LLMResponse,
-        packed: PackedContext,
-        retrieval: _Retrieval,
-        info: RetrievalInfo,
+        prepared: Prepared,
         *,
         json_mode: bool,
         llm_ms: float,
         started: float,
     ) -> Answer:
-        checked = check_answer(text, packed.sources, json_mode=json_mode)
+        """The model's reply checked against the sources it was given, as the answer object."""
+        checked = check_answer(text, prepared.packed.sources, json_mode=json_mode)
         answer = Answer(
             answer=checked.text,
             abstained=checked.abstained,
@@ -430,9 +319,9 @@ class QueryPipeline:
                 cost=response.usage.cost,
                 estimated=response.usage.estimated,
             ),
-            timings=self._timings(retrieval, llm_ms, started),
-            reranker=retrieval.reranker,
-            retrieval=info,
+            timings=self._timings(prepared.retrieval, llm_ms, started),
+            reranker=prepared.retrieval.reranker,
+            retrieval=prepared.info,
             dropped_citations=checked.dropped,
             uncited=checked.uncited,
             abstention_reason="model" if checked.abstained else None,
@@ -452,87 +341,3 @@ class QueryPipeline:
             **{f"{k}_ms": v for k, v in answer.timings.items()},
         )
         return answer
-
-    def _gateway(self) -> AnswerGateway:
-        if self.gateway is None:
-            raise InvalidRequest("this pipeline was built without an LLM gateway; use search")
-        return self.gateway
-
-    async def ask(
-        self,
-        question: str,
-        collection: str | None = None,
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        api_key_id: str | None = None,
-        bypass_cache: bool = False,
-    ) -> Answer:
-        started = time.perf_counter()
-        question, k = self._check(question, top_k)
-        gateway = self._gateway()
-        retrieval, info, packed = await asyncio.to_thread(self.prepare, question, collection, filters, k)
-        if not packed.sources:
-            return self._no_sources(retrieval, info, started)
-        request = self._request(
-            question, packed, json_mode=self.json_mode, bypass_cache=bypass_cache, api_key_id=api_key_id
-        )
-        t = time.perf_counter()
-        response = await gateway.complete(request)
-        llm_ms = (time.perf_counter() - t) * 1000
-        return self._finish(
-            response.text,
-            response,
-            packed,
-            retrieval,
-            info,
-            json_mode=self.json_mode,
-            llm_ms=llm_ms,
-            started=started,
-        )
-
-    async def stream(
-        self,
-        question: str,
-        collection: str | None = None,
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        api_key_id: str | None = None,
-        bypass_cache: bool = False,
-    ) -> AsyncIterator[StreamEvent]:
-        started = time.perf_counter()
-        question, k = self._check(question, top_k)
-        gateway = self._gateway()
-        retrieval, info, packed = await asyncio.to_thread(self.prepare, question, collection, filters, k)
-        if not packed.sources:
-            answer = self._no_sources(retrieval, info, started)
-            yield StreamEvent(type="delta", text=answer.answer)
-            yield StreamEvent(type="answer", answer=answer)
-            return
-        request = self._request(
-            question, packed, json_mode=False, bypass_cache=bypass_cache, api_key_id=api_key_id
-        )
-        t = time.perf_counter()
-        parts: list[str] = []
-        response: LLMResponse | None = None
-        async for delta in gateway.stream(request):
-            if delta.text:
-                parts.append(delta.text)
-                yield StreamEvent(type="delta", text=delta.text)
-            if delta.done:
-                response = delta.response
-                break
-        llm_ms = (time.perf_counter() - t) * 1000
-        text = "".join(parts)
-        if response is None:
-            response = LLMResponse(text=text, provider="unknown", model="")
-        answer = self._finish(
-            response.text or text,
-            response,
-            packed,
-            retrieval,
-            info,
-            json_mode=False,
-            llm_ms=llm_ms,
-            started=started,
-        )
-        yield StreamEvent(type="answer", answer=answer)

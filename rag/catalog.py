@@ -3,6 +3,13 @@
 It is the switch that makes a new version visible: chunks are written to Chroma first,
 then one SQLite transaction marks the new document active and the old version gone.
 Readers only trust chunks of active documents, so they never see half a write.
+
+It also records, per collection, the embedding model its vectors were made with and the
+vector-store collection ("physical" name) that holds them, and is the switch of a re-index the
+same way: the new vectors are built under another physical name (a ``building`` vector set),
+then one transaction points the collection at them and marks the old ones ``retired``, for
+deletion. The tables are created on open, so an older catalog gains them (its collections
+are recorded by the document store when it opens: ``DocumentStore.recover``).
 """
 
 from __future__ import annotations
@@ -10,13 +17,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.db import SqliteStore, equal_to
 from rag.types import Document
+from rag.vectors import EmbeddingSpec
 
-__all__ = ["ACTIVE", "WRITING", "Catalog", "discard_unfinished"]
+__all__ = [
+    "ACTIVE",
+    "BUILDING",
+    "RETIRED",
+    "WRITING",
+    "Catalog",
+    "CollectionEmbedding",
+    "VectorSet",
+    "discard_unfinished",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -40,10 +58,54 @@ CREATE TABLE IF NOT EXISTS generations (
     collection TEXT PRIMARY KEY,
     generation INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS collection_embeddings (
+    collection TEXT PRIMARY KEY,
+    physical TEXT NOT NULL,
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vector_sets (
+    physical TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    state TEXT NOT NULL,
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 ACTIVE = "active"
 WRITING = "writing"
+BUILDING = "building"
+"""A vector set a re-index is filling: no reader uses it; left over after a crash, it is dropped."""
+RETIRED = "retired"
+"""A vector set a re-index replaced: read only by queries embedded before the switch, then dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionEmbedding:
+    """A collection's embedding model and the vector-store collection that holds its vectors."""
+
+    collection: str
+    physical: str
+    spec: EmbeddingSpec
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSet:
+    """Vectors of a collection that are not (or no longer) the ones it serves."""
+
+    physical: str
+    collection: str
+    state: str
+    spec: EmbeddingSpec
+
+
+def _spec(row: sqlite3.Row) -> EmbeddingSpec:
+    return EmbeddingSpec(row["model"], row["backend"], int(row["dim"]))
 
 
 def _row_to_document(row: sqlite3.Row) -> Document:
@@ -186,6 +248,82 @@ class Catalog(SqliteStore):
 
     def unfinished(self) -> list[Document]:
         return self.documents(state=WRITING)
+
+    # --- embedding models and vector sets ---------------------------------------------
+
+    def embedding(self, collection: str) -> CollectionEmbedding | None:
+        """The collection's model and physical vector collection; ``None`` if never recorded."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM collection_embeddings WHERE collection = ?", (collection,)
+            ).fetchone()
+        return CollectionEmbedding(row["collection"], row["physical"], _spec(row)) if row else None
+
+    def record_embedding(self, collection: str, physical: str, spec: EmbeddingSpec) -> CollectionEmbedding:
+        """Record (or re-record) the model of a collection's vectors, held in ``physical``."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO collection_embeddings (collection, physical, model, backend, dim, updated_at)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT(collection) DO UPDATE SET physical = excluded.physical,"
+                " model = excluded.model, backend = excluded.backend, dim = excluded.dim,"
+                " updated_at = excluded.updated_at",
+                (collection, physical, spec.model, spec.backend, spec.dim, time.time()),
+            )
+        return CollectionEmbedding(collection, physical, spec)
+
+    def vector_sets(self, state: str | None = None, collection: str | None = None) -> list[VectorSet]:
+        where, args = equal_to(state=state, collection=collection)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT * FROM vector_sets WHERE 1=1{where} ORDER BY updated_at, physical", args
+            ).fetchall()
+        return [VectorSet(r["physical"], r["collection"], r["state"], _spec(r)) for r in rows]
+
+    def begin_vector_set(self, collection: str, physical: str, spec: EmbeddingSpec) -> None:
+        """Note a vector set being built for ``collection`` (dropped on open if never switched to)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO vector_sets (physical, collection, state, model, backend, dim, updated_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (physical, collection, BUILDING, spec.model, spec.backend, spec.dim, time.time()),
+            )
+
+    def switch_vector_set(self, collection: str, physical: str) -> VectorSet | None:
+        """Serve ``collection`` from the built vector set ``physical``, in one transaction.
+
+        The set it replaces becomes ``retired`` and is returned (``None`` if there was none).
+        """
+        with self.transaction() as conn:
+            built = conn.execute(
+                "SELECT * FROM vector_sets WHERE physical = ? AND collection = ? AND state = ?",
+                (physical, collection, BUILDING),
+            ).fetchone()
+            if built is None:
+                raise KeyError(f"no vector set {physical!r} is being built for {collection!r}")
+            old = conn.execute(
+                "SELECT * FROM collection_embeddings WHERE collection = ?", (collection,)
+            ).fetchone()
+            now = time.time()
+            conn.execute("DELETE FROM vector_sets WHERE physical = ?", (physical,))
+            conn.execute(
+                "INSERT INTO collection_embeddings (collection, physical, model, backend, dim, updated_at)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT(collection) DO UPDATE SET physical = excluded.physical,"
+                " model = excluded.model, backend = excluded.backend, dim = excluded.dim,"
+                " updated_at = excluded.updated_at",
+                (collection, physical, built["model"], built["backend"], built["dim"], now),
+            )
+            if old is None or old["physical"] == physical:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO vector_sets"
+                " (physical, collection, state, model, backend, dim, updated_at) VALUES (?,?,?,?,?,?,?)",
+                (old["physical"], collection, RETIRED, old["model"], old["backend"], old["dim"], now),
+            )
+            return VectorSet(old["physical"], collection, RETIRED, _spec(old))
+
+    def forget_vector_set(self, physical: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM vector_sets WHERE physical = ?", (physical,))
 
     @staticmethod
     def _bump(conn: sqlite3.Connection, collection: str) -> int:

@@ -16,7 +16,11 @@ from pydantic import BaseModel
 from rag.llm.schema import ABSTENTION_SENTENCE, parse_grounded_answer
 from rag.llm.types import SourceRef
 
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
+CITATION_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;\-–]\s*\d+)*)\s*\]")
+"""A citation marker: ``[1]``, ``[ 2 ]``, ``[1, 3]``, ``[1; 3]``, ``[2-4]``, ``[2–4]``; group 1 holds the labels.
+
+The one definition of what reads as a citation: the checker parses it, the packer neutralises it
+inside source text, evaluation strips it from answers before scoring them."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_RANGE = 50  # "[1-9999]" is not a citation worth expanding
@@ -60,7 +64,7 @@ def _expand(group: str) -> list[int]:
 
 def parse_markers(text: str) -> list[int]:
     """Every label cited, in order of appearance, repeats kept: ``[1]``, ``[1, 2]``, ``[1][2]``, ``[1-3]``."""
-    return [n for m in _MARKER.finditer(text) for n in _expand(m.group(1))]
+    return [n for m in CITATION_MARKER.finditer(text) for n in _expand(m.group(1))]
 
 
 def _clean_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
@@ -73,14 +77,14 @@ def _clean_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
         dropped.extend(n for n in labels if n not in valid)
         return "[" + ", ".join(str(n) for n in good) + "]" if good else ""
 
-    cleaned = _MARKER.sub(keep, text)
+    cleaned = CITATION_MARKER.sub(keep, text)
     if dropped:
         cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
     return cleaned, dropped
 
 
 def _normalise(text: str) -> str:
-    return " ".join(_MARKER.sub(" ", text).split()).lower()
+    return " ".join(CITATION_MARKER.sub(" ", text).split()).lower()
 
 
 def is_abstention(text: str) -> bool:
@@ -102,7 +106,7 @@ def _snippet(source: SourceRef, claim: str) -> str:
     return (cut[: cut.rfind(" ")] if " " in cut else cut) + "…"
 
 
-_MARKER_ONLY = re.compile(r"(?:\[\s*\d+(?:\s*,\s*\d+)*\s*\]\s*)+")
+_MARKER_ONLY = re.compile(rf"(?:{CITATION_MARKER.pattern}\s*)+")
 
 
 def _claims(text: str) -> dict[int, str]:

@@ -84,6 +84,17 @@ class DataDirLocked(Conflict):
     title = "The data directory is locked by another writer"
 
 
+class EmbeddingModelMismatch(Conflict):
+    """Vectors from one embedding model searched or stored among another model's vectors.
+
+    Each collection records the model, backend and dimension its vectors were made with; a
+    query or write through anything else would compare unrelated vector spaces.
+    """
+
+    code = "embedding_model_mismatch"
+    title = "The collection is indexed with another embedding model"
+
+
 # --- document problems ------------------------------------------------------
 
 

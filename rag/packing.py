@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import tiktoken
 
+from rag.citations import CITATION_MARKER
 from rag.errors import InvalidRequest
 from rag.llm.types import SourceRef
 from rag.tokens import encoding_for_model, get_encoding
@@ -23,7 +24,6 @@ from rag.types import StoredChunk
 DUPLICATE_JACCARD = 0.9
 _SHINGLE = 3
 _WORD = re.compile(r"\w+", re.UNICODE)
-_LABEL_LIKE = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _BLOCK_SEPARATOR = "\n\n"
 
 
@@ -97,7 +97,7 @@ def _header(n: int, span: _Span) -> str:
 
 def _body(text: str) -> str:
     # bracketed numbers inside a source would read as labels to the model and the citation parser
-    return _LABEL_LIKE.sub(lambda m: f"({m.group(1)})", text.strip())
+    return CITATION_MARKER.sub(lambda m: f"({m.group(1)})", text.strip())
 
 
 def _render(n: int, span: _Span) -> str:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_batch_size: int = 32
     embedding_device: str = "cpu"
+    embedding_threads: int = Field(default=1, ge=0)
+    """torch CPU threads (0: torch's default, one per core)."""
+    model_cache_dir: Path | None = None
+    """Where a model shipped as parts is joined and extracted (default: ``<data dir>/models``)."""
     tiktoken_encoding: str = "cl100k_base"
 
     # --- ingestion -------------------------------------------------------------
@@ -47,6 +51,10 @@ class Settings(BaseSettings):
     ocr_min_chars: int = 40
     ocr_min_printable_ratio: float = 0.85
     ocr_thread_limit: int = 1
+    tables: bool = True  # rewrite table rows with their column labels; chunk tables as blocks
+    context_headers: Literal["off", "lexical", "both"] = "lexical"
+    """Each chunk's header (document, section or table, page): keyword-indexed (``lexical``), also
+    embedded (``both``, contextual retrieval), or none (``off``). See the README's ablation."""
 
     # --- retrieval and answering -------------------------------------------------
     dense_k: int = 50
@@ -54,6 +62,11 @@ class Settings(BaseSettings):
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = 60
     fusion_dense_weight: float = 0.5
+    named_document_boost: float = Field(default=0.5, ge=0)
+    """Chunks of documents the question names (filer, title, period) get their fused score
+    multiplied by 1 + boost x match weight; 0 turns the lever off. Never a filter."""
+    named_documents: int = Field(default=3, ge=1)
+    """How many of the named documents are also searched on their own, so their chunks compete."""
     top_k: int = 8
     reranker: Literal["cross-encoder", "http", "none"] = "cross-encoder"
     reranker_model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -65,6 +78,8 @@ class Settings(BaseSettings):
     relevance_floor: float | None = None
     dense_floor: float | None = 0.43
     context_budget_tokens: int = 3000
+    pack_neighbours: int = Field(default=0, ge=0, le=5)
+    """Small to big: chunks either side of each retrieved one, on its page, packed when budget is left."""
 
     # --- LLM gateway -------------------------------------------------------------
     llm_chain: str = "extractive"
@@ -148,6 +163,10 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
 
 
 def load_settings(**overrides: object) -> Settings:

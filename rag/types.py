@@ -34,6 +34,11 @@ class Chunk:
 
     ``char_start``/``char_end`` index into the document text, which is the page texts
     joined by ``PAGE_SEPARATOR``; ``page_start``/``page_end`` are 1-based and inclusive.
+    ``context`` is a short header saying where the chunk is (document, section or table,
+    page); it is embedded and keyword-indexed with the text (``indexed_text``) but never
+    shown or quoted: ``text`` is what citations quote. The piece of a split table that does
+    not start the table begins with the table's header lines (repeated, outside its
+    ``char_start``..``char_end`` span).
     """
 
     id: str
@@ -46,6 +51,24 @@ class Chunk:
     char_end: int
     token_count: int
     heading: str | None = None
+    context: str = ""
+    context_embedded: bool = False
+    """Whether the embedder saw the context too (``context_headers=both``) or only BM25 did."""
+
+    @property
+    def indexed_text(self) -> str:
+        """What is keyword-indexed: the context header, then the text."""
+        return indexed_text(self.text, self.context)
+
+    @property
+    def embedded_text(self) -> str:
+        """What is embedded: the indexed text, or the clean text when the header is lexical only."""
+        return self.indexed_text if self.context_embedded else self.text
+
+
+def indexed_text(text: str, context: str) -> str:
+    """A chunk's searchable text from its stored text and context (also when rebuilding an index)."""
+    return f"{context}\n{text}" if context else text
 
 
 PAGE_SEPARATOR = "\n\n"

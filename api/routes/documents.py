@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -21,10 +20,8 @@ from api.problems import error_responses
 from api.schemas import DocumentList, DocumentOut, JobError, UploadAccepted, UploadItem, parse_metadata
 from api.service import Service
 from api.uploads import ReceivedForm, receive_upload
-from ingest.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobSpec
-from ingest.pipeline import document_id
-from ingest.sniff import sniff
-from rag.catalog import ACTIVE
+from ingest.intake import Admission
+from ingest.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from rag.errors import Conflict, InvalidRequest, NotFound, RagError
 from rag.types import Document
 
@@ -89,10 +86,10 @@ def _pending_out(principal: Principal, job: Job) -> DocumentOut:
 
 def find_document(service: Service, principal: Principal, doc_id: str) -> DocumentOut:
     """The tenant's view of a document id: indexed, on its way, or failed; 404 otherwise."""
-    doc = service.runtime.index.catalog.get(doc_id)
-    if doc is not None and doc.state == ACTIVE and principal.owns(doc.collection):
+    doc = service.backend.document(doc_id)
+    if doc is not None and principal.owns(doc.collection):
         return _document_out(principal, doc)
-    job = service.jobs.store.latest_for_document(doc_id)
+    job = service.backend.latest_job(doc_id)
     if job is not None and job.state != SUCCEEDED and principal.owns(job.collection):
         return _pending_out(principal, job)
     raise NotFound(f"document {doc_id[:64]} not found")
@@ -111,7 +108,7 @@ def find_document(service: Service, principal: Principal, doc_id: str) -> Docume
 )
 async def upload(request: Request, service: ServiceDep, principal: TenantDep) -> JSONResponse:
     settings = service.settings
-    service.jobs.check_capacity(1)
+    service.backend.check_capacity(1)
     form = await receive_upload(
         request,
         settings.uploads_dir,
@@ -131,65 +128,43 @@ async def upload(request: Request, service: ServiceDep, principal: TenantDep) ->
 
 
 async def _accept(service: Service, principal: Principal, form: ReceivedForm) -> tuple[list[UploadItem], int]:
-    """Check every file, then queue them in one transaction; returns the items and how many jobs are new."""
+    """Admit every file (intake: type by magic bytes), then queue them in one transaction;
+    returns the items and how many jobs are new."""
     if not form.files:
         raise InvalidRequest("files: send at least one file")
     public = form.fields.get("collection") or service.settings.default_collection
     collection = principal.internal(public)
     metadata = parse_metadata(form.fields.get("metadata"))
+    admissions: list[Admission] = []
     for received in form.files:
         try:
-            await asyncio.to_thread(sniff, received.path)  # magic bytes, before anything is accepted
+            admissions.append(
+                await asyncio.to_thread(
+                    service.backend.admit,
+                    received.path,
+                    tenant=principal.tenant,
+                    collection=collection,
+                    name=received.filename,
+                    metadata=metadata,
+                    sha256=received.sha256,  # hashed while it streamed to disk
+                )
+            )
         except RagError as exc:
             exc.message = f"{received.filename}: {exc.message}"
             raise
-    catalog = service.runtime.index.catalog
-    items: list[UploadItem | None] = []
-    specs: list[JobSpec] = []
-    for received in form.files:
-        doc_id = document_id(collection, received.sha256)
-        existing = catalog.get(doc_id)
-        if existing is not None and existing.state == ACTIVE:
-            received.path.unlink(missing_ok=True)
-            items.append(
-                UploadItem(
-                    filename=received.filename,
-                    document_id=doc_id,
-                    job_id=None,
-                    status="duplicate",
-                    collection=public,
-                    size_bytes=received.size,
-                )
-            )
-            continue
-        final = received.path.with_name(uuid.uuid4().hex)
-        received.path.rename(final)
-        received.path = final
-        specs.append(JobSpec(principal.tenant, collection, doc_id, received.filename, final, metadata))
-        items.append(None)
-    submitted = service.jobs.submit(specs) if specs else []
-    out: list[UploadItem] = []
-    created_jobs = sum(1 for _, created in submitted if created)
-    spec_files = iter(zip(specs, submitted, strict=True))
-    by_name = {f.path: f for f in form.files}
-    for item in items:
-        if item is not None:
-            out.append(item)
-            continue
-        spec, (job, created) = next(spec_files)
-        if not created:
-            spec.path.unlink(missing_ok=True)  # the content is already on its way
-        out.append(
-            UploadItem(
-                filename=spec.name,
-                document_id=spec.document_id,
-                job_id=job.id,
-                status="running" if job.state == RUNNING else "queued",
-                collection=public,
-                size_bytes=by_name[spec.path].size,
-            )
+    accepted = service.backend.enqueue(admissions)
+    items = [
+        UploadItem(
+            filename=a.admission.name,
+            document_id=a.admission.document_id,
+            job_id=a.job.id if a.job is not None else None,
+            status="duplicate" if a.job is None else "running" if a.job.state == RUNNING else "queued",
+            collection=public,
+            size_bytes=a.admission.size_bytes,
         )
-    return out, created_jobs
+        for a in accepted
+    ]
+    return items, sum(1 for a in accepted if a.created)
 
 
 @router.get(
@@ -205,24 +180,21 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    catalog = service.runtime.index.catalog
+    backend = service.backend
     if collection is not None:
         wanted = [principal.internal(collection)]
     else:
-        known: Any = catalog.collections()  # Any: mypy reads Catalog's `-> list[str]` as its own .list
-        wanted = [c for c in known if principal.owns(c)]
+        wanted = [c for c in backend.collections() if principal.owns(c)]
     docs: list[DocumentOut] = []
     for internal in wanted:
-        docs.extend(_document_out(principal, d) for d in catalog.documents(internal))
+        docs.extend(_document_out(principal, d) for d in backend.documents(internal))
         listed = {d.id for d in docs}
         docs.extend(
-            _pending_out(principal, j)
-            for j in service.jobs.store.pending(internal)
-            if j.document_id not in listed
+            _pending_out(principal, j) for j in backend.pending_jobs(internal) if j.document_id not in listed
         )
     if collection is None:  # collections that only have jobs so far
         seen = set(wanted)
-        for job in service.jobs.store.recent(tenant=principal.tenant, limit=1000):
+        for job in backend.recent_jobs(tenant=principal.tenant, limit=1000):
             if (
                 job.state in (QUEUED, RUNNING)
                 and job.collection not in seen
@@ -253,18 +225,10 @@ async def delete_document(doc_id: str, service: ServiceDep, principal: TenantDep
     found = find_document(service, principal, doc_id)
     if found.state == "indexing" and found.job_id is not None:
         raise Conflict("the document is being indexed; delete it when its job has finished")
-    cancelled = service.jobs.store.cancel_queued(doc_id)
-    for job in cancelled:
-        _remove_upload(job)
+    cancelled = service.backend.cancel_queued(doc_id)
     if found.state == "queued" and not cancelled:
         raise Conflict("the document's ingestion has just started; delete it when its job has finished")
     if found.state == "indexed":
         with contextlib.suppress(NotFound):  # deleted concurrently: the outcome is the same
-            await asyncio.to_thread(service.runtime.index.delete, doc_id)
+            await asyncio.to_thread(service.backend.delete_document, doc_id)
     return Response(status_code=204)
-
-
-def _remove_upload(job: Job) -> None:
-    from pathlib import Path
-
-    Path(job.path).unlink(missing_ok=True)

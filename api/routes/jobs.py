@@ -51,7 +51,7 @@ def job_out(principal: Principal, job: Job) -> JobOut:
     summary="State, progress, timings and error of an ingestion job",
 )
 async def get_job(job_id: str, service: ServiceDep, principal: TenantDep) -> JobOut:
-    job = service.jobs.store.get(job_id)
+    job = service.backend.job(job_id)
     if job is None or not principal.owns(job.collection):
         raise NotFound(f"job {job_id[:64]} not found")
     return job_out(principal, job)

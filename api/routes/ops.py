@@ -15,7 +15,6 @@ from api.deps import AdminDep, ServiceDep
 from api.problems import PROBLEM_MEDIA_TYPE, describe_code, error_responses, problem_body
 from api.routes.jobs import job_out
 from api.schemas import Health, JobOut, Readiness
-from api.service import Service
 from ingest.jobs import STATES
 from rag.errors import InvalidRequest, NotFound, NotReady
 
@@ -25,48 +24,7 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 @router.get("/healthz", response_model=Health, tags=["ops"], summary="The process is up")
 async def healthz(service: ServiceDep) -> Health:
-    return Health(status="ok", uptime_s=round(time.time() - service.started_at, 3))
-
-
-def readiness(service: Service) -> tuple[bool, dict[str, Any]]:
-    """What a load balancer needs to know; reading it never loads anything."""
-    runtime = service.runtime.__dict__
-    checks: dict[str, Any] = {}
-    try:
-        index = service.runtime.index
-        checks["index"] = {
-            "ok": True,
-            "backend": "chroma-http" if service.settings.chroma_url else "chroma-embedded",
-            "writable": index.writable,
-        }
-    except Exception as exc:
-        checks["index"] = {"ok": False, "reason": exc.__class__.__name__}
-    embedder = runtime.get("embedder")
-    checks["embedder"] = {"ok": embedder is not None, "model": service.settings.embedding_model}
-    reranker = runtime.get("reranker")
-    checks["reranker"] = (
-        {"ok": True, "name": reranker.name, "available": reranker.available, "reason": reranker.reason}
-        if reranker is not None
-        else {"ok": False, "reason": "not loaded yet"}
-    )
-    gateway = runtime.get("gateway")
-    if gateway is None:
-        checks["providers"] = {"ok": False, "reason": "not loaded yet"}
-    else:
-        lanes = jsonable_encoder(gateway.status())
-        checks["providers"] = {"ok": any(lane.get("available") for lane in lanes), "chain": lanes}
-    counts = service.jobs.store.counts()
-    checks["jobs"] = {"ok": service.jobs.alive, "workers": service.settings.workers, **counts}
-    if service.warm_error is not None:
-        checks["warmup"] = {
-            "ok": False,
-            "code": service.warm_error.code,
-            "reason": service.warm_error.message,
-        }
-    else:
-        checks["warmup"] = {"ok": service.ready.is_set()}
-    ready = all(c.get("ok") for c in checks.values())
-    return ready, checks
+    return Health(status="ok", uptime_s=round(time.time() - service.backend.started_at, 3))
 
 
 @router.get(
@@ -77,7 +35,8 @@ def readiness(service: Service) -> tuple[bool, dict[str, Any]]:
     summary="Index, models, providers (with breaker state), re-ranker, job workers",
 )
 async def readyz(service: ServiceDep) -> Any:
-    ready, checks = await asyncio.to_thread(readiness, service)
+    ready, found = await asyncio.to_thread(service.backend.readiness)
+    checks = jsonable_encoder(found)
     if ready:
         return Readiness(ready=True, checks=checks)
     body = problem_body(NotReady("Some parts of the service are not ready", retry_after=5))
@@ -117,8 +76,8 @@ async def problem_type(code: str) -> dict[str, Any]:
     summary="Index statistics of every collection (chunk counts on both index sides), and the job queue",
 )
 async def admin_stats(service: ServiceDep, _: AdminDep) -> dict[str, Any]:
-    stats = await asyncio.to_thread(service.runtime.index.stats)
-    return {"index": stats, "jobs": service.jobs.store.counts()}
+    stats = await asyncio.to_thread(service.backend.index_stats)
+    return {"index": stats, "jobs": service.backend.job_counts()}
 
 
 @router.get(
@@ -136,7 +95,7 @@ async def admin_jobs(
 ) -> list[JobOut]:
     if state is not None and state not in STATES:
         raise InvalidRequest(f"state: one of {', '.join(STATES)}")
-    return [job_out(principal, j) for j in service.jobs.store.recent(state=state, limit=limit)]
+    return [job_out(principal, j) for j in service.backend.recent_jobs(state=state, limit=limit)]
 
 
 @router.get("/", include_in_schema=False)

@@ -17,7 +17,7 @@ from api.limits import check_question, check_top_k
 from api.problems import error_responses, problem_body
 from api.schemas import QueryRequest, SearchRequest
 from api.service import Service
-from rag.answering import Answer, SearchResult, StreamEvent
+from rag.answer import Answer, SearchResult, StreamEvent
 from rag.errors import DeadlineExceeded, RagError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def query(body: QueryRequest, service: ServiceDep, principal: TenantDep) -
     }
     try:
         async with deadline.timeout():
-            pipeline = await service.query_pipeline()
+            pipeline = await service.backend.query_pipeline()
             if body.stream:
                 events = pipeline.stream(question, **args)
                 first = await anext(events)
@@ -143,7 +143,7 @@ async def search(body: SearchRequest, service: ServiceDep, principal: TenantDep)
     deadline = _Deadline(settings.query_deadline_s)
     try:
         async with deadline.timeout():
-            pipeline = await service.query_pipeline()
+            pipeline = await service.backend.query_pipeline()
             return await asyncio.to_thread(pipeline.search, question, collection, body.filters or None, top_k)
     except TimeoutError:
         raise deadline.exceeded() from None

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-_CITATION_MARK = re.compile(r"\[\d+(?:\s*[,;-]\s*\d+)*\]")
+from rag.citations import CITATION_MARKER
+
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 _STOPWORD_TEXT = (
     "a an the and or but if of to in on at by for with from as is are was were be been being it its "
@@ -28,7 +29,7 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 def content_tokens(text: str) -> list[str]:
     """Lower-cased words and numbers, without stopwords, citation marks or thousands separators."""
-    text = _CITATION_MARK.sub(" ", text)
+    text = CITATION_MARKER.sub(" ", text)
     tokens = (t.replace(",", "") for t in _TOKEN.findall(text.lower()))
     return [t for t in tokens if t not in _STOPWORDS]
 

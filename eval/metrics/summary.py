@@ -25,7 +25,9 @@ from eval.stats import Estimate, bootstrap_mean, bootstrap_statistic
 from rag.errors import InvalidRequest
 
 DEFAULT_KS = (1, 3, 5, 10, 20, 50, 100)
-RETRIEVAL_HEADLINE = ("hit@5", "mrr@10", "ndcg@10", "recall@100")
+RETRIEVAL_HEADLINE = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "recall@100")
+PAGE_HEADLINE = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
+"""Page-level figures reported for sets whose evidence names pages (recall@100 is doc-level only)."""
 
 
 class CitedSource(BaseModel):
@@ -61,6 +63,8 @@ class QuestionOutcome(BaseModel):
     provider: str | None = None
     error: str | None = None
     judge_groundedness: float | None = None
+    asked: bool = True
+    """False in a retrieval-only run (``answers=off``): there is no answer to score."""
 
 
 class MetricValue(BaseModel):
@@ -176,11 +180,11 @@ def summarize(
             for qid, v in values.items():
                 per_q[qid][prefix + metric] = v
             est = bootstrap_mean(list(values.values()), n_resamples=n_resamples, seed=seed)
-            if est is not None and (level == "doc" or metric == "hit@5"):
+            if est is not None and (level == "doc" or metric in PAGE_HEADLINE):
                 headline[prefix + metric] = MetricValue.of(est)
 
     # --- answers -----------------------------------------------------------------
-    if golden.kind == "qa":
+    if golden.kind == "qa" and any(o.asked for o in filled):
         for record, outcome in zip(golden.records, filled, strict=True):
             per_q[record.id] |= _answer_scores(record, outcome)
         for name in ("em", "f1"):

@@ -1,23 +1,26 @@
 """Loaders: a file on disk -> a ``LoadedDocument`` whose pages arrive lazily.
 
-Everything that can be checked before the first page (type, encryption, page count and
-size, image pixels) is checked in :func:`load_document`, so a bad upload fails fast and
-before anything is written; what can only fail while reading pages (a PDF truncated
+Each kind of file has one :class:`Loader`, registered in :data:`LOADERS` by the kind the
+sniffer names. Everything that can be checked before the first page (type, encryption, page
+count and size, image pixels) is checked when the loader is called, so a bad upload fails
+fast and before anything is written; what can only fail while reading pages (a PDF truncated
 half-way) raises from the page iterator, always with an error from ``rag.errors``.
 
-Format modules are imported on first use: trafilatura, python-docx and pdfium are slow
-to import and most processes need one or two of them.
+Format modules are imported on first use (each registered loader imports its module when
+called): trafilatura, python-docx and pdfium are slow to import and most processes need one
+or two of them.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Protocol
 
 from ingest.sniff import sniff
-from rag.errors import NoTextFound
+from rag.errors import NoTextFound, UnsupportedType
 from rag.settings import Settings
 from rag.types import Heading, Page
 
@@ -32,24 +35,78 @@ class LoadedDocument:
     pages: Iterator[Page]
 
 
-_LOADERS: dict[str, tuple[str, str]] = {
-    "pdf": ("ingest.loaders.pdf", "load_pdf"),
-    "png": ("ingest.loaders.image", "load_image"),
-    "jpeg": ("ingest.loaders.image", "load_image"),
-    "tiff": ("ingest.loaders.image", "load_image"),
-    "docx": ("ingest.loaders.docx", "load_docx"),
-    "html": ("ingest.loaders.html", "load_html"),
-    "markdown": ("ingest.loaders.markdown", "load_markdown"),
-    "text": ("ingest.loaders.text", "load_text"),
-}
+class Loader(Protocol):
+    """Reads one kind of file: validates it up front, then yields its pages lazily.
+
+    Raises only ``rag.errors`` errors: a ``DocumentError`` for bad input (whatever the bytes
+    turn out to be: a loader never trusts that the file is the kind it was registered for),
+    ``OcrUnavailable`` when the file needs OCR that cannot run.
+    """
+
+    def __call__(self, path: Path, settings: Settings, /) -> LoadedDocument: ...
 
 
-def load_document(path: Path, settings: Settings) -> LoadedDocument:
-    """Sniff ``path`` and hand it to its loader; raises ``DocumentError`` subclasses on bad input."""
-    kind = sniff(path)
-    module_name, function_name = _LOADERS[kind]
-    loader = getattr(importlib.import_module(module_name), function_name)
-    document: LoadedDocument = loader(path, settings)
+def _pdf(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.pdf import load_pdf
+
+    return load_pdf(path, settings)
+
+
+def _image(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.image import load_image
+
+    return load_image(path, settings)
+
+
+def _docx(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.docx import load_docx
+
+    return load_docx(path, settings)
+
+
+def _html(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.html import load_html
+
+    return load_html(path, settings)
+
+
+def _markdown(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.markdown import load_markdown
+
+    return load_markdown(path, settings)
+
+
+def _text(path: Path, settings: Settings) -> LoadedDocument:
+    from ingest.loaders.text import load_text
+
+    return load_text(path, settings)
+
+
+LOADERS: Mapping[str, Loader] = MappingProxyType(
+    {
+        "pdf": _pdf,
+        "png": _image,
+        "jpeg": _image,
+        "tiff": _image,
+        "docx": _docx,
+        "html": _html,
+        "markdown": _markdown,
+        "text": _text,
+    }
+)
+"""The loader of each kind :func:`ingest.sniff.sniff` names (read-only)."""
+
+
+def load_document(path: Path, settings: Settings, kind: str | None = None) -> LoadedDocument:
+    """Hand ``path`` to the loader of its kind; raises ``DocumentError`` subclasses on bad input.
+
+    ``kind``: what intake sniffed (``ingest.intake.Admission.kind``); sniffed here when not given.
+    """
+    kind = kind or sniff(path)
+    loader = LOADERS.get(kind)
+    if loader is None:
+        raise UnsupportedType(f"no loader for {kind[:32]} files")
+    document = loader(path, settings)
     document.kind = kind
     return document
 
@@ -64,4 +121,4 @@ def single_page(
     return LoadedDocument(kind=kind, page_count=1, title=title or None, pages=iter((page,)))
 
 
-__all__ = ["LoadedDocument", "load_document", "single_page"]
+__all__ = ["LOADERS", "LoadedDocument", "Loader", "load_document", "single_page"]

@@ -86,8 +86,11 @@ def _build_segment(
     )
 
 
-class LexicalIndex:
-    """BM25 (Okapi, k1=1.5, b=0.75, Lucene's non-negative idf) for one collection."""
+class BM25Index:
+    """BM25 (Okapi, k1=1.5, b=0.75, Lucene's non-negative idf) for one collection.
+
+    The ``rag.index.base.LexicalIndex`` of the embedded store.
+    """
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
@@ -294,7 +297,7 @@ class LexicalIndex:
                     stale.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
+    def load(cls, directory: Path) -> BM25Index:
         """Load a saved index; a missing or unreadable one loads empty with generation -1."""
         index = cls(directory)
         try:

@@ -71,6 +71,11 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
+    @property
+    def in_flight(self) -> int:
+        """Tickets handed out and not yet released."""
+        return self._in_flight
+
     def available(self) -> bool:
         """Whether a call could be admitted now without waiting for the cool-down."""
         state = self.state

@@ -8,12 +8,13 @@ headroom; after the call the reservation is replaced by what was actually spent.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rag.db import SqliteStore
 
 GLOBAL_SCOPE = "*"
 _RESERVATION_TTL_S = 600.0  # a crashed process's reservations stop counting after this
@@ -54,15 +55,8 @@ class BudgetLedger:
         self.daily_usd = daily_usd
         self.per_key_daily_usd = per_key_daily_usd
         self._clock = clock
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
         self.path = path
-        if self.enabled:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        self._store = SqliteStore(path, _SCHEMA) if self.enabled else None
 
     @property
     def enabled(self) -> bool:
@@ -94,65 +88,61 @@ class BudgetLedger:
         """Hold ``amount`` against every applicable budget, or return None when one would be exceeded."""
         day = self._day()
         limits = self._limits(api_key_id)
-        if self._db is None or amount <= 0 or not limits:
+        if self._store is None or amount <= 0 or not limits:
             return Reservation(id="", day=day)
         now = self._clock()
         reservation = Reservation(id=uuid.uuid4().hex, day=day, amount=amount)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM budget_reservations WHERE expires <= ?", (now,))
-                for scope, limit in limits:
-                    if self._committed(db, day, scope, now) + amount > limit + 1e-12:
-                        db.execute("ROLLBACK")
-                        return None
-                for scope, _ in limits:
-                    db.execute(
-                        "INSERT INTO budget_reservations VALUES (?, ?, ?, ?, ?)",
-                        (reservation.id, day, scope, amount, now + _RESERVATION_TTL_S),
-                    )
-                    reservation.scopes.append(scope)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM budget_reservations WHERE expires <= ?", (now,))
+            for scope, limit in limits:
+                if self._committed(db, day, scope, now) + amount > limit + 1e-12:
+                    return None
+            for scope, _ in limits:
+                db.execute(
+                    "INSERT INTO budget_reservations VALUES (?, ?, ?, ?, ?)",
+                    (reservation.id, day, scope, amount, now + _RESERVATION_TTL_S),
+                )
+                reservation.scopes.append(scope)
         return reservation
 
     def settle(self, reservation: Reservation, actual: float) -> None:
-        """Replace the held amount by what the call really cost (0 for a failed call)."""
-        if self._db is None or not reservation.id:
+        """Replace the held amount by what the call really cost (0 for a failed call); once only."""
+        if self._store is None or not reservation.id:
             return
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation.id,))
-                if actual > 0:
-                    for scope in reservation.scopes:
-                        db.execute(
-                            "INSERT INTO budget_spend (day, scope, spent_usd) VALUES (?, ?, ?) ON CONFLICT "
-                            "(day, scope) DO UPDATE SET spent_usd = spent_usd + excluded.spent_usd",
-                            (reservation.day, scope, actual),
-                        )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation.id,))
+            if actual > 0:
+                for scope in reservation.scopes:
+                    db.execute(
+                        "INSERT INTO budget_spend (day, scope, spent_usd) VALUES (?, ?, ?) ON CONFLICT "
+                        "(day, scope) DO UPDATE SET spent_usd = spent_usd + excluded.spent_usd",
+                        (reservation.day, scope, actual),
+                    )
         reservation.id = ""
 
     def spent_today(self, api_key_id: str | None = None) -> float:
         """Settled spend today, globally or for one key."""
-        if self._db is None:
+        if self._store is None:
             return 0.0
         scope = key_scope(api_key_id) if api_key_id else GLOBAL_SCOPE
-        with self._lock:
-            row = self._db.execute(
+        with self._store.transaction() as db:
+            row = db.execute(
                 "SELECT spent_usd FROM budget_spend WHERE day = ? AND scope = ?", (self._day(), scope)
             ).fetchone()
         return float(row[0]) if row else 0.0
 
+    def held(self) -> float:
+        """What open reservations hold right now, all scopes together (0 when every call settled)."""
+        if self._store is None:
+            return 0.0
+        with self._store.transaction() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(amount_usd), 0) FROM budget_reservations WHERE expires > ?",
+                (self._clock(),),
+            ).fetchone()
+        return float(row[0])
+
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None

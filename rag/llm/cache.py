@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from rag.db import connect
 from rag.llm.loopbound import PerLoop
-from rag.llm.types import LLMRequest
+from rag.llm.observer import Observer
+from rag.llm.types import LLMRequest, LLMResponse
 from rag.logs import log_event, redact
 
 logger = logging.getLogger(__name__)
@@ -62,11 +64,10 @@ class SQLiteCache:
     name = "sqlite"
     _PURGE_EVERY = 500
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` is wall time: expiries are stored and outlive the process."""
+        self._clock = clock
+        self._db = connect(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS llm_cache "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL)"
@@ -77,12 +78,12 @@ class SQLiteCache:
     async def get(self, key: str) -> str | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT value FROM llm_cache WHERE key = ? AND expires > ?", (key, time.time())
+                "SELECT value FROM llm_cache WHERE key = ? AND expires > ?", (key, self._clock())
             ).fetchone()
         return str(row[0]) if row else None
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
-        now = time.time()
+        now = self._clock()
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO llm_cache (key, value, expires) VALUES (?, ?, ?)",
@@ -136,3 +137,66 @@ class RedisCache:
         if client is not None:
             await client.aclose()
         self._clients.forget()
+
+
+class AnswerCache:
+    """What the gateway caches: which requests may be served again, and only whole, first-choice answers."""
+
+    def __init__(
+        self,
+        backend: ResponseCache | None,
+        *,
+        chain: str,
+        ttl_s: float,
+        nonzero_temperature: bool,
+        observer: Observer,
+    ) -> None:
+        self.backend = backend
+        self.chain = chain
+        self.ttl_s = ttl_s
+        self.nonzero_temperature = nonzero_temperature
+        self.observer = observer
+
+    def key(self, request: LLMRequest) -> str | None:
+        if self.backend is None or (request.temperature > 0 and not self.nonzero_temperature):
+            return None
+        return cache_key(request, self.chain)
+
+    async def lookup(self, key: str | None, request: LLMRequest) -> LLMResponse | None:
+        """A stored answer made fresh (cached, free, no fallbacks), or None."""
+        if key is None or self.backend is None:
+            return None
+        if request.bypass_cache:
+            self.observer.record_cache("bypass")
+            return None
+        started = time.perf_counter()
+        raw = await self.backend.get(key)
+        response = None
+        if raw is not None:
+            try:
+                response = LLMResponse.model_validate_json(raw)
+            except ValueError:
+                response = None
+        if response is None:
+            self.observer.record_cache("miss")
+            return None
+        self.observer.record_cache("hit", response)
+        self.observer.record_request("cached")
+        update = {
+            "cached": True,
+            "usage": response.usage.model_copy(update={"cost": 0.0}),
+            "attempts": 0,
+            "fallbacks": [],
+            "latency_ms": (time.perf_counter() - started) * 1000,
+        }
+        return response.model_copy(update=update)
+
+    async def store(self, key: str | None, response: LLMResponse) -> None:
+        """A degraded answer is transient: once the better provider is back it should answer."""
+        if key is None or self.backend is None or response.fallbacks or response.finish_reason == "length":
+            return
+        await self.backend.set(key, response.model_dump_json(), self.ttl_s)
+
+    async def aclose(self) -> None:
+        if self.backend is not None:
+            await self.backend.aclose()

@@ -1,13 +1,15 @@
 """Which providers make up the chain, and how each is reached, limited and priced.
 
-Sources, most specific last: ``Settings`` (``RAG_OPENAI_*``, ``RAG_ANTHROPIC_*``), the providers
-file (TOML), ``RAG_<NAME>_BASE_URL|MODEL|API_KEY|TYPE`` for other names. Keys come only from
-the environment or the secrets file and are held as ``SecretStr``.
+Sources, most specific last: a built-in name's defaults from ``Settings`` (``RAG_OPENAI_*``,
+``RAG_ANTHROPIC_*``; see ``providers.registry``), the providers file (TOML),
+``RAG_<NAME>_BASE_URL|MODEL|API_KEY|TYPE`` for other names. Each provider is validated by its
+type's own model (``OpenAIConfig``, ``AnthropicConfig``, ``ExtractiveConfig``), chosen by ``type``.
+Keys come only from the environment or the secrets file and are held as ``SecretStr``.
 
 Providers file::
 
     [providers.local]              # any name; used in RAG_LLM_CHAIN
-    type = "openai"                # openai (any compatible server) | anthropic | extractive
+    type = "openai"                # a registered type: openai (any compatible server) | anthropic | extractive
     base_url = "http://127.0.0.1:8080/v1"
     model = "qwen2.5-7b-instruct"
     api_key_env = "LOCAL_KEY"      # or a key named "local" / "LOCAL_KEY" in the secrets file
@@ -32,62 +34,23 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 
 from rag.errors import ConfigurationError
 from rag.llm.prices import Price
+from rag.llm.providers import (
+    PROVIDER_TYPES,
+    ExtractiveConfig,
+    HttpProviderConfig,
+    ProviderConfig,
+    provider_type,
+)
 from rag.settings import Settings
 
-ProviderKind = Literal["openai", "anthropic", "extractive"]
-BUILTIN_KINDS: dict[str, ProviderKind] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "extractive": "extractive",
-}
 _HOSTS_NEEDING_KEYS = ("api.openai.com", "api.anthropic.com")
-
-
-class ProviderConfig(BaseModel):
-    """Everything about one provider in the chain; the timeouts default to the global settings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    type: ProviderKind
-    base_url: str = ""
-    model: str = ""
-    api_key: SecretStr | None = None
-    api_key_env: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    connect_timeout_s: float
-    read_timeout_s: float
-    total_timeout_s: float
-    stream_idle_timeout_s: float
-    max_attempts: int = Field(ge=1)
-    rpm: float | None = Field(default=None, gt=0)
-    tpm: float | None = Field(default=None, gt=0)
-    rate_wait_s: float = Field(ge=0)
-    max_tokens: int = Field(ge=1)
-    context_window: int | None = None
-    price_input_per_mtok: float | None = Field(default=None, ge=0)
-    price_output_per_mtok: float | None = Field(default=None, ge=0)
-    breaker_failure_threshold: int = Field(ge=1)
-    breaker_cooldown_s: float = Field(ge=0)
-    json_format: Literal["json_object", "json_schema", "prompt"] = "json_object"
-    max_tokens_field: str = "max_tokens"
-    stream_usage: bool = True
-    anthropic_version: str = "2023-06-01"
-    # extractive answerer knobs
-    min_score: float | None = None
-    max_sentences: int | None = None
-
-    def price(self) -> Price | None:
-        if self.price_input_per_mtok is None and self.price_output_per_mtok is None:
-            return None
-        return Price(self.price_input_per_mtok or 0.0, self.price_output_per_mtok or 0.0)
 
 
 @dataclass
@@ -162,8 +125,26 @@ def load_chain(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     return ChainConfig(providers=configs, prices=_prices(file_data.get("prices")))
 
 
-def extractive_config(settings: Settings, name: str = "extractive") -> ProviderConfig:
-    return ProviderConfig(name=name, type="extractive", model="extractive", **_defaults(settings))
+def extractive_config(settings: Settings, name: str = "extractive") -> ExtractiveConfig:
+    return ExtractiveConfig(name=name, type="extractive", model="extractive", **_defaults(settings))
+
+
+def _from_env(name: str, env: Mapping[str, str], declared: bool) -> dict[str, Any]:
+    """``RAG_<NAME>_*`` for a name that is not built in; it must be declared here or in the file."""
+    prefix = f"RAG_{name.upper().replace('-', '_')}_"
+    values: dict[str, Any] = {}
+    for field_name, env_name in (("type", "TYPE"), ("base_url", "BASE_URL"), ("model", "MODEL")):
+        if env.get(prefix + env_name):
+            values[field_name] = env[prefix + env_name]
+    if env.get(prefix + "API_KEY"):
+        values["api_key"] = SecretStr(env[prefix + "API_KEY"])
+    if not declared and "base_url" not in values:
+        raise ConfigurationError(
+            f"provider {name!r} in RAG_LLM_CHAIN is not declared: add [providers.{name}] to the "
+            f"providers file or set {prefix}BASE_URL and {prefix}MODEL"
+        )
+    values.setdefault("type", "openai")
+    return values
 
 
 def _one(
@@ -176,49 +157,31 @@ def _one(
     if table is not None and not isinstance(table, dict):
         raise ConfigurationError(f"[providers.{name}] must be a table")
     values: dict[str, Any] = {"name": name, **_defaults(settings)}
-    key: SecretStr | None = None
-    if name == "openai":
-        values.update(type="openai", base_url=settings.openai_base_url, model=settings.openai_model)
-        key = settings.openai_api_key
-    elif name == "anthropic":
-        values.update(type="anthropic", base_url=settings.anthropic_base_url, model=settings.anthropic_model)
-        key = settings.anthropic_api_key
-    elif name == "extractive":
-        values.update(type="extractive", model="extractive")
+    builtin = PROVIDER_TYPES[name].builtin if name in PROVIDER_TYPES else None
+    if builtin is not None:
+        values.update(type=name, **builtin(settings))
     else:
-        prefix = f"RAG_{name.upper().replace('-', '_')}_"
-        for field_name, env_name in (("type", "TYPE"), ("base_url", "BASE_URL"), ("model", "MODEL")):
-            if env.get(prefix + env_name):
-                values[field_name] = env[prefix + env_name]
-        if env.get(prefix + "API_KEY"):
-            key = SecretStr(env[prefix + "API_KEY"])
-        if table is None and "base_url" not in values:
-            raise ConfigurationError(
-                f"provider {name!r} in RAG_LLM_CHAIN is not declared: add [providers.{name}] to the "
-                f"providers file or set {prefix}BASE_URL and {prefix}MODEL"
-            )
-        values.setdefault("type", "openai")
+        values.update(_from_env(name, env, declared=table is not None))
+    key: SecretStr | None = values.pop("api_key", None)
     if table:
-        file_values = dict(table)
-        if "api_key" in file_values:
+        if "api_key" in table:
             raise ConfigurationError(
                 f"[providers.{name}] must not hold an api_key: use api_key_env or the secrets file"
             )
-        values.update(file_values)
+        values.update(table)
     try:
-        config = ProviderConfig(**values)
-    except ValidationError as exc:
-        raise ConfigurationError(
-            f"provider {name!r} is misconfigured: {exc.errors(include_url=False)}"
-        ) from exc
-    return _with_key(config, key, secrets, env)
+        config = provider_type(str(values["type"])).config(**values)
+    except (ValidationError, ConfigurationError) as exc:
+        reason = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc.message
+        raise ConfigurationError(f"provider {name!r} is misconfigured: {reason}") from exc
+    if isinstance(config, HttpProviderConfig):
+        return _with_key(config, key, secrets, env)
+    return config
 
 
 def _with_key(
-    config: ProviderConfig, key: SecretStr | None, secrets: Mapping[str, Any], env: Mapping[str, str]
-) -> ProviderConfig:
-    if config.type == "extractive":
-        return config
+    config: HttpProviderConfig, key: SecretStr | None, secrets: Mapping[str, Any], env: Mapping[str, str]
+) -> HttpProviderConfig:
     if key is None:
         for candidate in (config.name, config.api_key_env):
             if candidate and isinstance(secrets.get(candidate), str):
@@ -229,7 +192,7 @@ def _with_key(
     if not config.base_url or not config.model:
         raise ConfigurationError(f"provider {config.name!r} needs a base_url and a model")
     host = urlparse(config.base_url).hostname or ""
-    if key is None and (config.type == "anthropic" or host in _HOSTS_NEEDING_KEYS):
+    if key is None and (config.key_required or host in _HOSTS_NEEDING_KEYS):
         raise ConfigurationError(
             f"provider {config.name!r} needs an API key: set RAG_{config.name.upper()}_API_KEY, "
             "api_key_env in the providers file, or a key in the secrets file"

@@ -1,4 +1,4 @@
-"""Client-side requests-per-minute and tokens-per-minute limits (token buckets).
+"""Token buckets: the providers' client-side rpm/tpm limits and the HTTP API's per-key limit.
 
 Reservations go into debt: a caller takes its tokens at once and sleeps until the bucket would
 have held them, so concurrent callers queue fairly without a lock and without busy waiting.
@@ -39,6 +39,16 @@ class TokenBucket:
         self._refill()
         self._tokens = min(self.capacity, self._tokens + amount)
 
+    @property
+    def available(self) -> float:
+        """Tokens in the bucket now (negative while in debt)."""
+        self._refill()
+        return self._tokens
+
+    def is_full(self) -> bool:
+        """A full bucket holds no state worth keeping: forgetting it changes nothing."""
+        return self.available >= self.capacity
+
 
 class RateLimiter:
     """One provider's rpm and tpm buckets, reserved together or not at all."""
@@ -64,7 +74,11 @@ class RateLimiter:
         if self.tokens is not None:
             self.tokens.take(tokens)
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except BaseException:  # cancelled while waiting: nothing was sent
+                self.cancel(tokens)
+                raise
         return True
 
     def cancel(self, tokens: int) -> None:

@@ -7,7 +7,16 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rag.llm.types import LLMRequest, Message
+
 ABSTENTION_SENTENCE = "The documents do not say."
+
+EVIDENCE_SENTENCE = "The answer is not stated directly in the documents. The closest evidence:"
+"""How an evidence answer begins: the offline answerer found relevant figures but no sentence that
+states the answer (a ratio to compute from a balance sheet), and quotes them after this sentence
+with their [n] labels. It is the wire format of ``answer_type: "evidence"`` in text and JSON mode
+alike, as the abstention sentence is of abstaining: the pipeline reads it at the start of the
+answer (:func:`is_evidence`), so it survives the response cache and streaming unchanged."""
 
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
@@ -60,15 +69,31 @@ def repair_instruction(reason: str) -> str:
     )
 
 
+def with_json_hint(request: LLMRequest) -> LLMRequest:
+    """OpenAI's JSON mode rejects prompts that never mention JSON; others need telling anyway."""
+    if any("json" in m.content.lower() for m in request.messages):
+        return request
+    hint = Message(role="system", content=f"Reply with only a JSON object of the shape {JSON_SHAPE_HINT}.")
+    return request.model_copy(update={"messages": [hint, *request.messages]})
+
+
+def is_evidence(answer: str) -> bool:
+    """Whether an answer's text is an evidence answer (it begins with :data:`EVIDENCE_SENTENCE`)."""
+    return " ".join(answer.split()).startswith(EVIDENCE_SENTENCE)
+
+
 def canonical_json(answer: GroundedAnswer) -> str:
     return json.dumps(answer.model_dump(), ensure_ascii=False)
 
 
 __all__ = [
     "ABSTENTION_SENTENCE",
+    "EVIDENCE_SENTENCE",
     "JSON_SHAPE_HINT",
     "GroundedAnswer",
     "canonical_json",
+    "is_evidence",
     "parse_grounded_answer",
     "repair_instruction",
+    "with_json_hint",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from cli.main import main
 from eval.golden import EvidenceRef, GoldenRecord, GoldenSet, SourceDocument, load_set
 from eval.runner import InProcessTarget, RetrievalMode, RunOptions, collection_name
 from rag.settings import Settings

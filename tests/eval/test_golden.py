@@ -231,12 +231,22 @@ def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
         load_set(_write(tmp_path / "x.csv", "a,b\n"))
 
 
-EXPECTED_SETS = {"squad2", "squad2-ci", "clapnq", "covidqa", "docugami-10q"}
+EXPECTED_SETS = {
+    "squad2",
+    "squad2-ci",
+    "clapnq",
+    "covidqa",
+    "docugami-10q",
+    "docugami-10q-all",
+    "financebench",
+    "financebench-scanned",
+    "financebench-pages",
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SETS))
-def test_shipped_sets_are_complete_and_intact(name: str) -> None:
-    golden = load_set(name)
+def test_shipped_sets_are_complete_and_intact(name: str, datasets: Path) -> None:
+    golden = load_set(name, datasets_dir=datasets)  # some sets reference the shared datasets' PDFs
     assert golden.license and golden.source
     assert (DEFAULT_GOLDEN_DIR / name / "NOTICE").exists()
     stats = golden.stats

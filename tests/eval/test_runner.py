@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from cli.main import main
 from eval.golden import REPO_ROOT, GoldenSet, SourceDocument, load_set
 from eval.report import load_report
 from eval.runner import (
@@ -19,7 +19,7 @@ from eval.runner import (
     strip_markers,
     to_outcome,
 )
-from rag.answering import Answer, RerankerInfo, Scores, SearchHit, SearchResult
+from rag.answer import Answer, RerankerInfo, Scores, SearchHit, SearchResult
 from rag.citations import Citation
 from rag.errors import InvalidRequest
 from rag.settings import Settings

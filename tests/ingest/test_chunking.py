@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from ingest.chunking import Chunker, sentence_spans
+from ingest.chunking import CONTEXT_TOKENS, Chunker, sentence_spans
+from ingest.profile import DocumentProfile
+from ingest.tables import read_tables
 from rag.errors import ConfigurationError, DocumentError
 from rag.models import bundled_model_path
 from rag.tokens import count_tokens, get_encoding
@@ -92,18 +94,27 @@ def check_chunks(
     overlap_tokens: int,
     model: Callable[[str], int] | None = None,
     model_max: int | None = None,
+    tables: bool = False,
 ) -> None:
-    """Everything the chunker promises about one document, checked from the outside."""
+    """Everything the chunker promises about one document, checked from the outside.
+
+    With ``tables``, offsets index the pages as the table reader rewrote them, and a chunk that
+    starts inside a table starts with that table's header lines (outside its span).
+    """
+    headers: set[str] = set()
+    if tables:
+        pages, headers = rewritten_pages(pages)
     text = doc_text(pages)
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
     covered = bytearray(len(text))
     for c in chunks:
         assert c.id == chunk_id(doc_id, c.ordinal) and c.doc_id == doc_id
-        assert text[c.char_start : c.char_end] == c.text
+        span = text[c.char_start : c.char_end]
+        assert c.text == span or any(c.text == f"{h}\n{span}" for h in headers)
         assert c.text and c.text == c.text.strip()
         assert c.token_count == count_tokens(c.text) <= chunk_tokens
         if model is not None and model_max is not None:
-            assert model(c.text) <= model_max
+            assert model(c.embedded_text) <= model_max
         assert c.page_start == page_of(pages, c.char_start)
         assert c.page_end == page_of(pages, c.char_end - 1)
         assert c.heading == expected_heading(pages, c.char_start)
@@ -117,6 +128,18 @@ def check_chunks(
         if nxt.char_start < prev.char_end:
             assert count_tokens(text[nxt.char_start : prev.char_end]) <= overlap_tokens
             assert nxt.char_start in starts, f"overlap starts mid-sentence: {text[nxt.char_start :][:60]!r}"
+
+
+def rewritten_pages(pages: list[Page]) -> tuple[list[Page], set[str]]:
+    """The pages as the chunker sees them with ``tables`` on, and their tables' header lines."""
+    out: list[Page] = []
+    headers: set[str] = set()
+    for page in pages:
+        read = read_tables(page.text)
+        headings = tuple(Heading(read.map_offset(h.offset), h.text, h.level) for h in page.headings)
+        out.append(Page(page.page_no, read.text, page.source, headings=headings))
+        headers.update(h for t in read.tables for h in (t.header, t.column_header))
+    return out, headers
 
 
 LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]\s*")  # what str.splitlines splits on
@@ -150,17 +173,40 @@ TABLE_ROW = st.lists(st.integers(0, 10**9).map(str), min_size=3, max_size=60).ma
 SEPARATOR = st.sampled_from([" ", " ", " ", "\n", "\n\n", "  ", "\n \n", "\t", "\r\n"])
 
 
+FIGURES = st.sampled_from(["1,577", "(1,373)", "$ 5,363", "23.4 %", "—", "7", "(0.8)"])
+
+
 @st.composite
-def page_texts(draw: st.DrawFn, pool: list[str]) -> str:
+def financial_table(draw: st.DrawFn) -> str:
+    """A table as a PDF text layer has it: a title, a header of periods, labelled rows of figures."""
+    columns = draw(st.integers(1, 4))
+    lines = [draw(st.sampled_from(["Consolidated Statement of Cash Flows", "Segment results", ""]))]
+    lines.append(
+        draw(st.sampled_from(["(Millions) ", "", "($ in millions) "]))
+        + " ".join(str(2023 - i) for i in range(columns))
+    )
+    for i in range(draw(st.integers(0, 30))):
+        figures = " ".join(draw(FIGURES) for _ in range(columns + draw(st.sampled_from([0, 0, 0, 1]))))
+        label = draw(
+            st.sampled_from(["Net income", "Purchases of property, plant and equipment", "Other — net"])
+        )
+        lines.append(draw(st.sampled_from([f"{label} {i} {figures}", f"{label} {figures}", label, figures])))
+    return "\n".join(lines)
+
+
+@st.composite
+def page_texts(draw: st.DrawFn, pool: list[str], tables: bool = False) -> str:
     parts: list[str] = []
     for _ in range(draw(st.integers(0, 25))):
-        kind = draw(st.sampled_from(["sentence"] * 6 + ["garbage", "long", "row"]))
+        kind = draw(st.sampled_from(["sentence"] * 6 + ["garbage", "long", "row"] + ["table"] * (2 * tables)))
         if kind == "sentence":
             parts.append(draw(st.sampled_from(pool)))
         elif kind == "garbage":
             parts.append(draw(GARBAGE))
         elif kind == "long":
             parts.append(draw(LONG_TOKEN))
+        elif kind == "table":
+            parts.append(draw(financial_table()))
         else:
             parts.append(draw(TABLE_ROW))
         parts.append(draw(SEPARATOR))
@@ -168,12 +214,12 @@ def page_texts(draw: st.DrawFn, pool: list[str]) -> str:
 
 
 @st.composite
-def documents(draw: st.DrawFn, pool: list[str]) -> list[Page]:
+def documents(draw: st.DrawFn, pool: list[str], tables: bool = False) -> list[Page]:
     pages: list[Page] = []
     page_no = 0
     for _ in range(draw(st.integers(1, 4))):
         page_no += draw(st.integers(1, 2))
-        text = draw(st.one_of(page_texts(pool), st.sampled_from(["", "   ", "\n\n"])))
+        text = draw(st.one_of(page_texts(pool, tables), st.sampled_from(["", "   ", "\n\n"])))
         headings: list[Heading] = []
         for _ in range(draw(st.integers(0, 2))):
             offset = draw(st.integers(0, len(text)))
@@ -208,6 +254,42 @@ def test_generated_documents_keep_every_promise(data, sentence_pool, wordpiece) 
         model=wordpiece if model_max else None,
         model_max=model_max,
     )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(data=st.data())
+def test_generated_documents_with_tables_and_context_headers(data, sentence_pool, wordpiece) -> None:
+    pages = data.draw(documents(sentence_pool, tables=True), label="pages")
+    chunk_tokens = data.draw(st.integers(40, 200), label="chunk_tokens")
+    overlap_tokens = data.draw(st.integers(0, chunk_tokens // 4), label="overlap_tokens")
+    model_max = data.draw(st.one_of(st.none(), st.integers(96, 256)), label="model_max")
+    chunker = Chunker(
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        model_token_counter=wordpiece if model_max else None,
+        model_max_tokens=model_max,
+        tables=True,
+        context_headers=True,
+        embed_context=True,
+    )
+    profile = DocumentProfile(filer="ACME CORP", form="10-K", period="fiscal year ended December 31, 2023")
+    chunks = list(chunker.chunk("doc", pages, profile))
+    check_chunks(
+        chunks,
+        pages,
+        doc_id="doc",
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        model=wordpiece if model_max else None,
+        model_max=model_max,
+        tables=True,
+    )
+    for c in chunks:
+        assert c.context.startswith("ACME CORP 10-K fiscal year ended")
+        assert c.context.endswith(f"page {c.page_start}" if c.page_start == c.page_end else f"-{c.page_end}")
+        assert count_tokens(c.context) <= CONTEXT_TOKENS
 
 
 # --- sentences ---------------------------------------------------------------------------
@@ -452,6 +534,16 @@ def test_pages_out_of_order_are_a_document_error() -> None:
         ({"chunk_tokens": 100, "overlap_tokens": 100}, "overlap_tokens"),
         ({"chunk_tokens": 100, "overlap_tokens": -1}, "overlap_tokens"),
         ({"chunk_tokens": 100, "overlap_tokens": 10, "model_max_tokens": 256}, "go together"),
+        (
+            {
+                "chunk_tokens": 100,
+                "overlap_tokens": 10,
+                "model_token_counter": len,
+                "model_max_tokens": 32,
+                "context_headers": True,
+            },
+            "context headers",
+        ),
     ],
 )
 def test_bad_configuration_is_a_configuration_error(kwargs: dict, message: str) -> None:
@@ -462,3 +554,6 @@ def test_bad_configuration_is_a_configuration_error(kwargs: dict, message: str) 
 def test_from_settings_without_an_embedder(make_settings) -> None:
     chunker = Chunker.from_settings(make_settings(chunk_tokens=120, chunk_overlap_tokens=20), None)
     assert (chunker.chunk_tokens, chunker.overlap_tokens) == (120, 20)
+    assert chunker.tables and chunker.context_headers  # both levers are on by default
+    plain = Chunker.from_settings(make_settings(tables=False, context_headers="off"), None)
+    assert not plain.tables and not plain.context_headers

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from ingest.runtime import Runtime
 from rag.errors import RagError
-from rag.index.hybrid import open_index
+from rag.index.store import open_store
+from service.runtime import Runtime
 
 
 def squad_texts(datasets: Path, n: int) -> list[str]:
@@ -117,7 +117,7 @@ def test_cli_reports_failures_with_codes(settings, tmp_path) -> None:  # type: i
     (tmp_path / "in" / "empty.txt").write_bytes(b"")
     env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir)}
     out = subprocess.run(
-        [sys.executable, "-m", "api.cli", "ingest", str(garbage.parent), "--json"],
+        [sys.executable, "-m", "cli", "ingest", str(garbage.parent), "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -132,7 +132,7 @@ def test_cli_reports_failures_with_codes(settings, tmp_path) -> None:  # type: i
 _CRASH_SCRIPT = """
 import sys
 from pathlib import Path
-from ingest.runtime import Runtime
+from service.runtime import Runtime
 from rag.settings import load_settings
 settings = load_settings(data_dir=Path(sys.argv[1]), embedding_model=sys.argv[2], reranker="none")
 def progress(p):
@@ -166,7 +166,7 @@ def test_sigkill_mid_write_leaves_whole_document_or_none(
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        index = open_index(settings.model_copy(update={"embedding_model": tiny_embedding_model}))
+        index = open_store(settings.model_copy(update={"embedding_model": tiny_embedding_model}))
         try:
             stats = index.stats()["collections"].get("default")
             docs = index.catalog.documents("default")

@@ -1,4 +1,4 @@
-"""The query pipeline against the real hybrid index, the real embedding model and real re-rankers."""
+"""The query pipeline against the real document store, the real embedding model and real re-rankers."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rag.answering import STAGES, Answer, QueryPipeline, StreamEvent
+from rag.answer import Answer, StreamEvent
+from rag.answering import STAGES, QueryPipeline
 from rag.errors import InvalidRequest
-from rag.index.hybrid import HybridIndex, open_index
+from rag.index.store import DocumentStore, open_store
 from rag.llm.gateway import Gateway
 from rag.llm.schema import ABSTENTION_SENTENCE
 from rag.prompts import PROMPT_ID, PROMPT_VERSION
 from rag.rerank import build_reranker
 from rag.rerank.none import NoReranker
+from rag.retrieval import Retriever
 from rag.settings import Settings, load_settings
 from rag.tokens import count_tokens
 from rag.types import PAGE_SEPARATOR, Chunk, Document, chunk_id
@@ -84,9 +86,9 @@ def document_chunks(doc_id: str, name: str, pages: list[str]) -> tuple[Document,
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[HybridIndex]:
+def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[DocumentStore]:
     settings = load_settings(data_dir=tmp_path_factory.mktemp("answering") / "var", reranker="none")
-    idx = open_index(settings)
+    idx = open_store(settings)
     for doc_id, (name, pages) in CORPUS.items():
         doc, chunks = document_chunks(doc_id, name, pages)
         idx.write(doc, chunks, embedder.embed([c.text for c in chunks]))
@@ -114,13 +116,13 @@ def pipeline_settings(data_dir: Path, **overrides: Any) -> Settings:
     return load_settings(**{**base, **overrides})
 
 
-def make_pipeline(index: HybridIndex, embedder: Any, gateway: Any, **overrides: Any) -> QueryPipeline:
+def make_pipeline(index: DocumentStore, embedder: Any, gateway: Any, **overrides: Any) -> QueryPipeline:
     settings = pipeline_settings(Path("/nonexistent-unused"), **overrides)
     return QueryPipeline(settings, index, embedder, build_reranker(settings), gateway)
 
 
 def with_gateway(
-    index: HybridIndex,
+    index: DocumentStore,
     embedder: Any,
     data_dir: Path,
     use: Callable[[QueryPipeline], Awaitable[T]],
@@ -155,7 +157,7 @@ def grounded(answer: str, citations: list[int], abstained: bool = False) -> str:
 # --- search -------------------------------------------------------------------------
 
 
-def test_search_shows_every_stage_best_first(index: HybridIndex, embedder: Any) -> None:
+def test_search_shows_every_stage_best_first(index: DocumentStore, embedder: Any) -> None:
     pipeline = make_pipeline(index, embedder, None)
     result = pipeline.search(QUESTION, k=4)
     assert len(result.results) == 4 and result.candidates >= 4
@@ -174,14 +176,40 @@ def test_search_shows_every_stage_best_first(index: HybridIndex, embedder: Any) 
     assert {"embed", "dense", "lexical", "fuse", "total"} <= set(result.timings)
 
 
-def test_search_honours_collection_and_filters(index: HybridIndex, embedder: Any) -> None:
+def test_search_honours_collection_and_filters(index: DocumentStore, embedder: Any) -> None:
     pipeline = make_pipeline(index, embedder, None)
     filtered = pipeline.search(QUESTION, filters={"document_id": ["orchard", "choir"]}, k=10)
     assert filtered.results and {r.document_id for r in filtered.results} <= {"orchard", "choir"}
     assert pipeline.search(QUESTION, collection="elsewhere", k=5).results == []
 
 
-def test_bad_questions_are_refused_before_any_work(index: HybridIndex, embedder: Any) -> None:
+def test_retrieval_modes_leave_one_retriever_out(index: DocumentStore, embedder: Any) -> None:
+    settings = pipeline_settings(Path("/nonexistent-unused"))
+    retriever = Retriever(settings, index, embedder, NoReranker())
+    hybrid = retriever.retrieve(QUESTION, k=3)
+    assert hybrid.dense and hybrid.lexical and len(hybrid.ranked) == 3
+    assert [r.fused for r in hybrid.ranked] == hybrid.fused[:3] and hybrid.kept == hybrid.ranked
+    assert hybrid.top_dense == hybrid.dense[0].score
+    dense = retriever.retrieve(QUESTION, k=3, mode="dense")
+    assert dense.lexical == [] and dense.dense == hybrid.dense and "lexical" not in dense.timings
+    assert all(r.fused.lexical_rank is None for r in dense.ranked)
+    lexical = retriever.retrieve(QUESTION, k=3, mode="lexical")
+    assert lexical.dense == [] and lexical.lexical == hybrid.lexical and lexical.top_dense is None
+    assert "embed" not in lexical.timings and all(r.fused.dense_rank is None for r in lexical.ranked)
+    # a vector the caller already has is used as it is; k=0 ranks without fetching anything
+    lists = retriever.retrieve(QUESTION, k=0, vector=embedder.embed_query(QUESTION))
+    assert lists.ranked == [] and lists.dense == hybrid.dense and lists.fused == hybrid.fused
+    assert "embed" not in lists.timings
+    with pytest.raises(InvalidRequest):
+        retriever.retrieve(QUESTION, k=3, mode="sparse")  # type: ignore[arg-type]
+    # the pipeline passes its mode on (evaluation compares the retrievers this way)
+    only_dense = QueryPipeline(settings, index, embedder, NoReranker(), None, mode="dense")
+    result = only_dense.search(QUESTION, k=3)
+    assert result.results and all(h.scores.lexical_rank is None for h in result.results)
+    assert result.timings["lexical"] == 0.0
+
+
+def test_bad_questions_are_refused_before_any_work(index: DocumentStore, embedder: Any) -> None:
     pipeline = make_pipeline(index, embedder, None)
     for question, k in (("   ", 3), (QUESTION, 0), (QUESTION, 10_000), ("x" * 5000, 3)):
         with pytest.raises(InvalidRequest):
@@ -194,7 +222,7 @@ def test_bad_questions_are_refused_before_any_work(index: HybridIndex, embedder:
 
 
 def test_ask_answers_with_a_citation_to_the_right_page(
-    index: HybridIndex, embedder: Any, tmp_path: Path
+    index: DocumentStore, embedder: Any, tmp_path: Path
 ) -> None:
     async def three_times(pipeline: QueryPipeline) -> list[Answer]:
         first = await pipeline.ask(QUESTION)
@@ -217,7 +245,7 @@ def test_ask_answers_with_a_citation_to_the_right_page(
 
 
 def test_the_prompt_carries_merged_labelled_sources(
-    index: HybridIndex, embedder: Any, tmp_path: Path, llm: FakeLLMServer
+    index: DocumentStore, embedder: Any, tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     overrides = scripted(llm, grounded("It handled 4.2 million containers [1].", [1]))
     answer = with_gateway(index, embedder, tmp_path, lambda p: p.ask(QUESTION), **overrides)
@@ -238,7 +266,7 @@ def test_the_prompt_carries_merged_labelled_sources(
 
 
 def test_nothing_above_the_floor_abstains_without_calling_the_model(
-    index: HybridIndex, embedder: Any, tmp_path: Path, llm: FakeLLMServer
+    index: DocumentStore, embedder: Any, tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     overrides = scripted(llm, grounded("should never be asked [1]", [1]))
     # RRF scores are at most 2/(60+1); a floor of 0.5 keeps nothing
@@ -253,7 +281,7 @@ def test_nothing_above_the_floor_abstains_without_calling_the_model(
 
 
 def test_the_floor_keeps_what_scores_above_it(
-    index: HybridIndex, embedder: Any, tmp_path: Path, llm: FakeLLMServer
+    index: DocumentStore, embedder: Any, tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     overrides = scripted(llm, grounded("It handled 4.2 million containers [1].", [1]))
     probe = make_pipeline(index, embedder, None).search(QUESTION, k=3)
@@ -266,7 +294,7 @@ def test_the_floor_keeps_what_scores_above_it(
 
 
 def test_the_models_citations_are_checked(
-    index: HybridIndex, embedder: Any, tmp_path: Path, llm: FakeLLMServer
+    index: DocumentStore, embedder: Any, tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     def ask(text: str) -> Answer:
         overrides = scripted(llm, text)
@@ -286,7 +314,7 @@ def test_the_models_citations_are_checked(
 
 
 def test_stream_sends_text_then_the_checked_answer(
-    index: HybridIndex, embedder: Any, tmp_path: Path, llm: FakeLLMServer
+    index: DocumentStore, embedder: Any, tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     overrides = scripted(llm, "The port handled 4.2 million containers in 2022 [1][7].")
 
@@ -313,7 +341,7 @@ def rerank_server() -> Iterator[RerankServer]:
 
 
 def test_http_reranker_reorders_and_its_failure_falls_back_to_the_fused_order(
-    index: HybridIndex, embedder: Any, rerank_server: RerankServer, tmp_path: Path
+    index: DocumentStore, embedder: Any, rerank_server: RerankServer, tmp_path: Path
 ) -> None:
     question = "what did the terminal cost in euros"
     fused_only = make_pipeline(index, embedder, None).search(question, k=5)
@@ -355,7 +383,7 @@ def test_http_reranker_reorders_and_its_failure_falls_back_to_the_fused_order(
 
 
 def test_rerank_floor_applies_to_rerank_scores_and_not_after_a_failure(
-    index: HybridIndex, embedder: Any, rerank_server: RerankServer, tmp_path: Path
+    index: DocumentStore, embedder: Any, rerank_server: RerankServer, tmp_path: Path
 ) -> None:
     question = "crane terminal cost"
     settings = {"reranker": "http", "reranker_url": rerank_server.url, "relevance_floor": 0.6}
@@ -374,7 +402,7 @@ def test_rerank_floor_applies_to_rerank_scores_and_not_after_a_failure(
 
 
 def test_local_cross_encoder_orders_by_the_models_scores(
-    index: HybridIndex, embedder: Any, tmp_path_factory: pytest.TempPathFactory
+    index: DocumentStore, embedder: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from sentence_transformers import CrossEncoder
 
@@ -393,7 +421,7 @@ def test_local_cross_encoder_orders_by_the_models_scores(
 
 
 def test_an_unavailable_reranker_is_reported_on_every_answer(
-    index: HybridIndex, embedder: Any, tmp_path: Path
+    index: DocumentStore, embedder: Any, tmp_path: Path
 ) -> None:
     answer = with_gateway(index, embedder, tmp_path, lambda p: p.ask(QUESTION), reranker="cross-encoder")
     assert not answer.reranker.available and not answer.reranker.used
@@ -403,7 +431,7 @@ def test_an_unavailable_reranker_is_reported_on_every_answer(
 
 
 def test_dense_floor_abstains_when_nothing_is_close_enough(
-    index: HybridIndex, embedder: Any, tmp_path: Path
+    index: DocumentStore, embedder: Any, tmp_path: Path
 ) -> None:
     def ask(question: str) -> Answer:
         return with_gateway(

@@ -1,30 +1,30 @@
-"""Provider adapters: one vendor format each, no retrying or caching of their own."""
+"""Provider adapters: one vendor format each, no retrying or caching of their own.
+
+Importing this package registers the built-in types; a new vendor's module is imported here too.
+"""
 
 from __future__ import annotations
 
-from rag.errors import ConfigurationError
-from rag.llm.config import ProviderConfig
-from rag.llm.providers.anthropic import AnthropicProvider
-from rag.llm.providers.base import Completion, Provider
-from rag.llm.providers.extractive import ExtractiveProvider
-from rag.llm.providers.openai import OpenAIProvider
-
-
-def build_provider(config: ProviderConfig, *, embedding_model: str, device: str = "cpu") -> Provider:
-    if config.type == "openai":
-        return OpenAIProvider(config)
-    if config.type == "anthropic":
-        return AnthropicProvider(config)
-    if config.type == "extractive":
-        return ExtractiveProvider(config, embedding_model=embedding_model, device=device)
-    raise ConfigurationError(f"unknown provider type {config.type!r}")
-
+from rag.llm.providers.anthropic import AnthropicConfig, AnthropicProvider
+from rag.llm.providers.base import Completion, HttpProviderConfig, Provider, ProviderConfig
+from rag.llm.providers.extractive import ExtractiveConfig, ExtractiveProvider
+from rag.llm.providers.openai import OpenAIConfig, OpenAIProvider
+from rag.llm.providers.registry import PROVIDER_TYPES, ProviderType, build_provider, provider_type, register
 
 __all__ = [
+    "PROVIDER_TYPES",
+    "AnthropicConfig",
     "AnthropicProvider",
     "Completion",
+    "ExtractiveConfig",
     "ExtractiveProvider",
+    "HttpProviderConfig",
+    "OpenAIConfig",
     "OpenAIProvider",
     "Provider",
+    "ProviderConfig",
+    "ProviderType",
     "build_provider",
+    "provider_type",
+    "register",
 ]

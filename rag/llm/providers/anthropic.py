@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from rag.errors import MalformedResponse, ProviderError, StreamInterrupted
-from rag.llm.providers.base import Completion
+from rag.llm.providers.base import Completion, HttpProviderConfig
 from rag.llm.providers.http import HttpProvider
+from rag.llm.providers.registry import ProviderType, register
 from rag.llm.types import LLMRequest
+from rag.settings import Settings
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 _RETRYABLE_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
 
 
+class AnthropicConfig(HttpProviderConfig):
+    key_required: ClassVar[bool] = True
+
+    type: Literal["anthropic"] = "anthropic"
+    anthropic_version: str = "2023-06-01"
+
+
 class AnthropicProvider(HttpProvider):
+    """No JSON mode: the gateway asks for JSON in the prompt and checks what comes back."""
+
     kind = "anthropic"
+    config: AnthropicConfig
+
+    def __init__(self, config: AnthropicConfig) -> None:
+        super().__init__(config)
+
+    @property
+    def supports_json(self) -> bool:
+        return False
 
     @property
     def url(self) -> str:
@@ -116,3 +135,16 @@ class AnthropicProvider(HttpProvider):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
         )
+
+
+def _builtin(settings: Settings) -> dict[str, Any]:
+    return {
+        "base_url": settings.anthropic_base_url,
+        "model": settings.anthropic_model,
+        "api_key": settings.anthropic_api_key,
+    }
+
+
+register(
+    "anthropic", ProviderType(AnthropicConfig, lambda config, _settings: AnthropicProvider(config), _builtin)
+)

@@ -4,26 +4,42 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Any, Literal
 
-from rag.llm.config import ProviderConfig
-from rag.llm.extractive import DEFAULT_MIN_SCORE, ExtractiveAnswerer
-from rag.llm.providers.base import Completion, Provider
+from rag.llm.extractive import DEFAULT_EVIDENCE_SCORE, DEFAULT_MIN_SCORE, ExtractiveAnswerer
+from rag.llm.providers.base import Completion, Provider, ProviderConfig
+from rag.llm.providers.registry import ProviderType, register
 from rag.llm.schema import ABSTENTION_SENTENCE
 from rag.llm.types import LLMRequest
+from rag.settings import Settings
 
-__all__ = ["ABSTENTION_SENTENCE", "ExtractiveProvider"]
+__all__ = ["ABSTENTION_SENTENCE", "ExtractiveConfig", "ExtractiveProvider"]
+
+
+class ExtractiveConfig(ProviderConfig):
+    type: Literal["extractive"] = "extractive"
+    model: str = "extractive"
+    min_score: float | None = None
+    evidence_score: float | None = None
+    """Below ``min_score``, sentences with figures scoring this much are quoted as evidence
+    (``answer_type: "evidence"``); set it to ``min_score`` to abstain instead."""
+    max_sentences: int | None = None
 
 
 class ExtractiveProvider(Provider):
     kind = "extractive"
     local = True
+    config: ExtractiveConfig
 
-    def __init__(self, config: ProviderConfig, *, embedding_model: str, device: str = "cpu") -> None:
+    def __init__(self, config: ExtractiveConfig, *, embedding_model: str, device: str = "cpu") -> None:
         super().__init__(config)
         self.answerer = ExtractiveAnswerer(
             embedding_model,
             device=device,
             min_score=config.min_score if config.min_score is not None else DEFAULT_MIN_SCORE,
+            evidence_score=(
+                config.evidence_score if config.evidence_score is not None else DEFAULT_EVIDENCE_SCORE
+            ),
             max_sentences=config.max_sentences or 2,
         )
 
@@ -49,3 +65,16 @@ class ExtractiveProvider(Provider):
         completion = await self.complete(request, max_tokens=max_tokens)
         yield completion.text
         yield completion
+
+
+def _build(config: ExtractiveConfig, settings: Settings) -> ExtractiveProvider:
+    return ExtractiveProvider(
+        config, embedding_model=settings.embedding_model, device=settings.embedding_device
+    )
+
+
+def _builtin(settings: Settings) -> dict[str, Any]:
+    return {"model": "extractive"}
+
+
+register("extractive", ProviderType(ExtractiveConfig, _build, _builtin))

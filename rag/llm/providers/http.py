@@ -22,9 +22,8 @@ from rag.errors import (
     ProviderTimeout,
     StreamInterrupted,
 )
-from rag.llm.config import ProviderConfig
 from rag.llm.loopbound import PerLoop
-from rag.llm.providers.base import Provider
+from rag.llm.providers.base import HttpProviderConfig, Provider
 from rag.logs import redact
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
@@ -133,7 +132,9 @@ async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
 
 
 class HttpProvider(Provider):
-    def __init__(self, config: ProviderConfig) -> None:
+    config: HttpProviderConfig
+
+    def __init__(self, config: HttpProviderConfig) -> None:
         super().__init__(config)
         self._clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_client)
 

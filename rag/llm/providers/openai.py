@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Literal
 
 from rag.errors import MalformedResponse, StreamInterrupted
-from rag.llm.providers.base import Completion
+from rag.llm.providers.base import Completion, HttpProviderConfig
 from rag.llm.providers.http import HttpProvider
+from rag.llm.providers.registry import ProviderType, register
 from rag.llm.schema import GroundedAnswer
 from rag.llm.types import LLMRequest
+from rag.settings import Settings
 
 _FINISH = {"stop": "stop", "length": "length", "max_tokens": "length"}
 
 
+class OpenAIConfig(HttpProviderConfig):
+    """Any Chat Completions server; ``json_format = "prompt"`` for servers without a JSON mode."""
+
+    type: Literal["openai"] = "openai"
+    json_format: Literal["json_object", "json_schema", "prompt"] = "json_object"
+    max_tokens_field: str = "max_tokens"
+    stream_usage: bool = True
+
+
 class OpenAIProvider(HttpProvider):
     kind = "openai"
+    config: OpenAIConfig
+
+    def __init__(self, config: OpenAIConfig) -> None:
+        super().__init__(config)
+
+    @property
+    def supports_json(self) -> bool:
+        return self.config.json_format != "prompt"
 
     @property
     def url(self) -> str:
@@ -103,3 +122,14 @@ class OpenAIProvider(HttpProvider):
             input_tokens=usage.get("prompt_tokens"),
             output_tokens=usage.get("completion_tokens"),
         )
+
+
+def _builtin(settings: Settings) -> dict[str, Any]:
+    return {
+        "base_url": settings.openai_base_url,
+        "model": settings.openai_model,
+        "api_key": settings.openai_api_key,
+    }
+
+
+register("openai", ProviderType(OpenAIConfig, lambda config, _settings: OpenAIProvider(config), _builtin))

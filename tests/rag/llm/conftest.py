@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from rag.llm.clock import SYSTEM_CLOCK, Clock
 from rag.llm.gateway import Gateway
 from rag.settings import Settings
 from tests.fakes.llm_server import FakeLLMServer
@@ -47,6 +48,7 @@ def gateway_factory(make_settings: Callable[..., Settings], tmp_path: Path) -> G
         secrets: dict[str, str] | None = None,
         prices: dict[str, dict[str, float]] | None = None,
         environ: dict[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         **overrides: Any,
     ) -> Gateway:
         tables = {f"providers.{name}": entry for name, entry in providers.items()}
@@ -61,7 +63,11 @@ def gateway_factory(make_settings: Callable[..., Settings], tmp_path: Path) -> G
             )
         settings = make_settings(**options)
         return Gateway.from_settings(
-            settings, registry=CollectorRegistry(), last_resort=last_resort, environ=environ or {}
+            settings,
+            registry=CollectorRegistry(),
+            last_resort=last_resort,
+            environ=environ or {},
+            clock=clock,
         )
 
     return build

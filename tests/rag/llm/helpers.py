@@ -70,6 +70,23 @@ def ask(
     return LLMRequest(messages=messages, question=question, sources=srcs, **kw)
 
 
+class ManualClock:
+    """Time that moves only when a test moves it; both readings (monotonic and wall) move together."""
+
+    def __init__(self, start: float = 1000.0, epoch: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.epoch = epoch
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.epoch + self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def metric(gateway: Gateway, name: str, **labels: str) -> float:
     value = gateway.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value

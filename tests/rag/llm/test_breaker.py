@@ -11,7 +11,7 @@ from rag.errors import CircuitOpen
 from rag.llm.breaker import BreakerState, CircuitBreaker
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
-from tests.rag.llm.helpers import ask, metric, openai_entry
+from tests.rag.llm.helpers import ManualClock, ask, metric, openai_entry
 
 
 class Clock:
@@ -91,11 +91,13 @@ def test_breaker_opens_skips_and_probes_against_a_failing_server(
 ) -> None:
     bad, good = fakes[0], fakes[1]
     bad.mode({"kind": "status", "status": 500})
+    clock = ManualClock()
     gateway = gateway_factory(
         {"bad": openai_entry(bad), "good": openai_entry(good)},
         breaker_failure_threshold=3,
-        breaker_cooldown_s=0.6,
+        breaker_cooldown_s=30,
         llm_max_attempts=1,
+        clock=clock,
     )
 
     async def main() -> None:
@@ -110,14 +112,17 @@ def test_breaker_opens_skips_and_probes_against_a_failing_server(
             assert bad.count() == 3, "an open breaker must not let calls through"
             assert metric(gateway, "rag_llm_breaker_state", provider="bad", model="fake-model") == 2
 
-            await asyncio.sleep(0.65)
+            clock.advance(29)
+            await gateway.complete(ask())
+            assert bad.count() == 3, "still cooling down"
+            clock.advance(1)
             await gateway.complete(ask())
             assert bad.count() == 4, "one probe after the cool-down"
             await gateway.complete(ask())
             assert bad.count() == 4, "the failed probe re-opened the breaker"
 
             bad.mode({"kind": "ok"})
-            await asyncio.sleep(0.65)
+            clock.advance(30)
             assert (await gateway.complete(ask())).provider == "bad"
             assert gateway.status()[0]["breaker"] == "closed"
             assert metric(gateway, "rag_llm_breaker_state", provider="bad", model="fake-model") == 0

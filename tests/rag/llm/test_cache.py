@@ -14,7 +14,7 @@ import pytest
 from rag.llm.cache import cache_key
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
-from tests.rag.llm.helpers import ask, metric, openai_entry, source
+from tests.rag.llm.helpers import ManualClock, ask, metric, openai_entry, source
 
 
 def _free_port() -> int:
@@ -120,13 +120,15 @@ def test_nonzero_temperature_can_be_cached_when_configured(
 
 
 def test_entries_expire(fakes: list[FakeLLMServer], gateway_factory: GatewayFactory) -> None:
-    gateway = gateway_factory({"a": openai_entry(fakes[0])}, cache_enabled=True, cache_ttl_s=1)
+    clock = ManualClock()
+    gateway = gateway_factory({"a": openai_entry(fakes[0])}, cache_enabled=True, cache_ttl_s=60, clock=clock)
 
     async def main() -> None:
         async with gateway:
             await gateway.complete(ask())
+            clock.advance(59)
             assert (await gateway.complete(ask())).cached
-            await asyncio.sleep(1.05)
+            clock.advance(1)
             assert not (await gateway.complete(ask())).cached
 
     asyncio.run(main())

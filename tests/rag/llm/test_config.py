@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,18 @@ from rag.errors import ConfigurationError, ProviderUnavailable
 from rag.llm.config import load_chain
 from rag.llm.gateway import Gateway
 from rag.llm.prices import price_for
+from rag.llm.providers import (
+    PROVIDER_TYPES,
+    AnthropicConfig,
+    Completion,
+    ExtractiveConfig,
+    OpenAIConfig,
+    Provider,
+    ProviderConfig,
+    ProviderType,
+    register,
+)
+from rag.llm.types import LLMRequest
 from rag.settings import Settings
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
@@ -64,6 +77,9 @@ def test_providers_file_declares_named_endpoints(
     )
     chain = load_chain(settings, environ={"GROQ_KEY": "gsk-0123456789"})
     vllm, groq, openai = chain.providers
+    assert (
+        isinstance(vllm, OpenAIConfig) and isinstance(groq, OpenAIConfig) and isinstance(openai, OpenAIConfig)
+    )
     assert (vllm.type, vllm.model, vllm.read_timeout_s, vllm.rpm) == ("openai", "qwen", 7, 30)
     assert vllm.connect_timeout_s == settings.llm_connect_timeout_s
     assert vllm.api_key is not None and vllm.api_key.get_secret_value() == "vllm-key-0123456789"
@@ -78,6 +94,7 @@ def test_env_style_provider(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(llm_chain="ollama")
     env = {"RAG_OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1", "RAG_OLLAMA_MODEL": "llama3.2"}
     (ollama,) = load_chain(settings, environ=env).providers
+    assert isinstance(ollama, OpenAIConfig)
     assert (ollama.type, ollama.base_url, ollama.model, ollama.api_key) == (
         "openai",
         env["RAG_OLLAMA_BASE_URL"],
@@ -146,3 +163,67 @@ def test_keys_never_reach_logs_or_errors(
     assert "provider_auth_failed" in logged
     assert secret not in logged
     assert secret not in str(gateway.status())
+
+
+def test_each_provider_type_has_its_own_model(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    providers = write_toml(
+        tmp_path / "providers.toml",
+        {
+            "providers.local": {"base_url": "http://h/v1", "model": "m", "json_format": "prompt"},
+            "providers.claude": {
+                "type": "anthropic",
+                "base_url": "http://h",
+                "model": "c",
+                "api_key_env": "K",
+            },
+            "providers.quotes": {"type": "extractive", "max_sentences": 3},
+        },
+    )
+    settings = make_settings(llm_chain="local,claude,quotes", providers_file=providers)
+    local, claude, quotes = load_chain(settings, environ={"K": "sk-ant-0123456789"}).providers
+    assert isinstance(local, OpenAIConfig) and local.json_format == "prompt"
+    assert isinstance(claude, AnthropicConfig) and claude.anthropic_version
+    assert isinstance(quotes, ExtractiveConfig) and quotes.max_sentences == 3
+    # a field of another type is a mistake, not something silently ignored
+    for table in (
+        {"type": "extractive", "base_url": "http://h/v1"},
+        {"type": "anthropic", "base_url": "http://h", "model": "c", "json_format": "prompt"},
+    ):
+        write_toml(providers, {"providers.x": table})
+        with pytest.raises(ConfigurationError, match="misconfigured"):
+            load_chain(make_settings(llm_chain="x", providers_file=providers), environ={})
+
+
+def test_a_new_provider_type_is_one_registry_entry(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    class EchoConfig(ProviderConfig):
+        type: Literal["echo"] = "echo"
+        prefix: str = ""
+
+    class EchoProvider(Provider):
+        kind = "echo"
+        local = True
+
+        async def complete(self, request: LLMRequest, *, max_tokens: int) -> Completion:
+            assert isinstance(self.config, EchoConfig)
+            return Completion(text=self.config.prefix + request.question, finish_reason="stop", model="echo")
+
+        async def stream(
+            self, request: LLMRequest, *, max_tokens: int
+        ) -> AsyncGenerator[str | Completion, None]:
+            yield await self.complete(request, max_tokens=max_tokens)
+
+    register("echo", ProviderType(EchoConfig, lambda config, _settings: EchoProvider(config)))
+    try:
+        providers = write_toml(tmp_path / "p.toml", {"providers.parrot": {"type": "echo", "prefix": "> "}})
+        settings = make_settings(llm_chain="parrot", providers_file=providers)
+        gateway = Gateway.from_settings(settings, registry=CollectorRegistry(), last_resort=False, environ={})
+
+        async def main() -> str:
+            async with gateway:
+                return (await gateway.complete(ask("Where?"))).text
+
+        assert asyncio.run(main()) == "> Where?"
+    finally:
+        PROVIDER_TYPES.pop("echo")

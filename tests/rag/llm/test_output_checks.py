@@ -9,6 +9,7 @@ import pytest
 
 from rag.errors import ProviderUnavailable
 from rag.llm.schema import GroundedAnswer, parse_grounded_answer
+from rag.llm.usage import estimate_prompt_tokens
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
 from tests.rag.llm.helpers import ask, openai_entry
@@ -111,6 +112,52 @@ def test_json_is_requested_even_when_the_prompt_never_says_so(
     asyncio.run(main())
     messages = fakes[0].calls()[0]["body"]["messages"]
     assert any("JSON" in m["content"] for m in messages)
+
+
+def test_json_mode_is_only_requested_from_providers_that_have_one(
+    fakes: list[FakeLLMServer], gateway_factory: GatewayFactory
+) -> None:
+    for server in fakes[:2]:
+        server.mode({"kind": "ok", "text": GOOD})
+    gateway = gateway_factory(
+        {"native": openai_entry(fakes[0]), "plain": openai_entry(fakes[1], json_format="prompt")}
+    )
+    request = ask(json_mode=True)
+    request.messages = [m.model_copy(update={"content": "Answer the question."}) for m in request.messages]
+
+    async def main() -> None:
+        async with gateway:
+            assert gateway.lanes[0].provider.supports_json and not gateway.lanes[1].provider.supports_json
+            for name in ("native", "plain"):
+                response = await gateway.complete(request.model_copy(update={"model": name}))
+                assert json.loads(response.text) == json.loads(GOOD)
+
+    asyncio.run(main())
+    (native,), (plain,) = fakes[0].calls(), fakes[1].calls()
+    assert native["body"]["response_format"] == {"type": "json_object"}
+    assert "response_format" not in plain["body"]
+    assert any("JSON" in m["content"] for m in plain["body"]["messages"]), "asked for in the prompt"
+
+
+def test_the_context_window_bounds_the_request(
+    fakes: list[FakeLLMServer], gateway_factory: GatewayFactory
+) -> None:
+    prompt = estimate_prompt_tokens(ask().messages, "fake-model")
+    gateway = gateway_factory(
+        {
+            "tiny": openai_entry(fakes[0], context_window=prompt),
+            "small": openai_entry(fakes[1], context_window=prompt + 30),
+        }
+    )
+
+    async def main() -> None:
+        async with gateway:
+            response = await gateway.complete(ask(max_tokens=500))
+        assert response.provider == "small" and response.fallbacks == ["tiny:provider_rejected"]
+
+    asyncio.run(main())
+    assert fakes[0].count() == 0, "a prompt that cannot fit is never sent"
+    assert fakes[1].calls()[0]["body"]["max_tokens"] == 30
 
 
 @pytest.mark.parametrize(

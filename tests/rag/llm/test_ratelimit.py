@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from rag.llm.ratelimit import RateLimiter, TokenBucket
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
@@ -58,6 +60,24 @@ def test_limiter_waits_when_the_wait_is_short() -> None:
         return time.monotonic() - started
 
     assert 0.05 <= asyncio.run(main()) < 0.5
+
+
+def test_a_cancelled_wait_gives_its_tokens_back() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rpm=600, tpm=1000, clock=clock)  # ten requests a second
+
+    async def main() -> None:
+        assert limiter.requests is not None and limiter.tokens is not None
+        limiter.requests.take(600)
+        waiting = asyncio.create_task(limiter.acquire(100, max_wait_s=5))
+        await asyncio.sleep(0.01)
+        assert limiter.tokens.available == 900 and not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert limiter.tokens.available == 1000 and limiter.requests.available == 0
+
+    asyncio.run(main())
 
 
 def test_over_the_limit_moves_to_the_next_provider(

@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from rag.errors import ProviderRejected, ProviderUnavailable
+from rag.errors import ProviderError, ProviderRejected, ProviderUnavailable
 from rag.llm.providers.http import parse_retry_after
+from rag.llm.retry import RetryPolicy
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
 from tests.rag.llm.helpers import ask, metric, openai_entry
@@ -144,3 +145,21 @@ def test_retry_after_header_forms() -> None:
     assert waited is not None and 3.5 <= waited <= 5.0
     past = email.utils.formatdate(time.time() - 60, usegmt=True)
     assert parse_retry_after(httpx.Headers({"retry-after": past})) == 0.0
+
+
+def test_the_retry_policy() -> None:
+    policy = RetryPolicy(backoff_base_s=1.0, backoff_max_s=4.0, retry_after_cap_s=10.0)
+    transient = ProviderError("x", retryable=True)
+    assert policy.delay(ProviderRejected("x"), 1, 5, 60) is None, "not retryable"
+    assert policy.delay(transient, 5, 5, 60) is None, "attempts spent"
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 4.0)):
+        wait = policy.delay(transient, attempt, 10, 60)
+        assert wait is not None and 0 <= wait <= ceiling, "full jitter under a capped exponential"
+    told = policy.delay(ProviderError("x", retryable=True, retry_after=2.0), 1, 5, 60)
+    assert told is not None and 2.0 <= told <= 2.2, "Retry-After is a floor, with a little jitter"
+    assert policy.delay(ProviderError("x", retryable=True, retry_after=11.0), 1, 5, 60) is None, (
+        "over the cap"
+    )
+    assert policy.delay(ProviderError("x", retryable=True, retry_after=2.0), 1, 5, 1.5) is None, (
+        "past the deadline"
+    )

@@ -1,0 +1,66 @@
+"""``python -m eval.experiments retrieval|floor``: run one experiment and write its JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from eval.experiments.common import DEFAULT_DATA, DEFAULT_OUT, write
+from eval.golden import DEFAULT_DATASETS_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.experiments",
+        description="The README's retrieval, abstention and context-efficiency figures, as JSON under bench-results/.",
+    )
+    parser.add_argument("experiment", choices=("retrieval", "floor", "context"))
+    parser.add_argument("--datasets", default=str(DEFAULT_DATASETS_DIR), help="the shared datasets folder")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="index folder (reused between runs)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the JSON goes")
+    parser.add_argument(
+        "--sample", type=int, default=None, help="questions to use (default: retrieval all, floor 2000)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse-signals", action="store_true", help="floor: analyse the signals saved by the last run"
+    )
+    parser.add_argument(
+        "--fusion", choices=("rrf", "weighted"), help="floor: the fusion whose sources the answerer sees"
+    )
+    parser.add_argument(
+        "--sets",
+        default="financebench,docugami-10q-all,squad2,clapnq,covidqa",
+        help="context: shipped sets, comma-separated (ingested into --data-dir as `rag eval` does)",
+    )
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    from rag.logs import configure_logging
+
+    configure_logging("WARNING")
+    if args.experiment == "floor" and args.sample is None:
+        args.sample = 2000
+    started = time.perf_counter()
+    if args.experiment == "retrieval":
+        from eval.experiments.retrieval import run_retrieval
+
+        payload = run_retrieval(args)
+    elif args.experiment == "context":
+        from eval.experiments.common import progress
+        from eval.experiments.context import run_context
+
+        payload = run_context(args, [s for s in args.sets.split(",") if s], progress(args))
+    else:
+        from eval.experiments.floor import run_floor
+
+        payload = run_floor(args)
+    payload["wall_s"] = round(time.perf_counter() - started, 1)
+    path = write(Path(args.out), args.experiment, payload)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

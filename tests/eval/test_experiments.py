@@ -1,0 +1,100 @@
+"""The experiments' pieces on a tiny set: retrieval through the stage, systems scored, floor signals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from eval.experiments.__main__ import main
+from eval.experiments.common import Corpus, ingest, retrieve_all
+from eval.experiments.floor import SIGNALS, _signals
+from eval.experiments.retrieval import RETRIEVAL_METRICS, RetrievalRun, _score_systems, _systems
+from eval.golden import EvidenceRef, GoldenRecord, GoldenSet, SourceDocument
+from eval.runner import InProcessTarget, RunOptions
+from rag.fusion import fuse
+from rag.settings import load_settings
+
+pytestmark = pytest.mark.slow  # the real embedding model and a real index
+
+GOLDEN = GoldenSet(
+    name="tiny experiments",
+    records=[
+        GoldenRecord(
+            id="penguins",
+            question="Where do penguins live?",
+            answers=["Antarctica"],
+            evidence=[EvidenceRef(doc="penguins.txt")],
+        ),
+        GoldenRecord(
+            id="lava",
+            question="What is molten rock from a volcano called?",
+            answers=["lava"],
+            evidence=[EvidenceRef(doc="volcano.txt")],
+        ),
+        GoldenRecord(id="unanswerable", question="Who won the 1954 chess olympiad?", answerable=False),
+    ],
+    documents=[
+        SourceDocument(id="penguins.txt", text="Penguins live in Antarctica and eat krill."),
+        SourceDocument(id="volcano.txt", text="A volcano erupts molten rock called lava."),
+        SourceDocument(id="orchard.txt", text="The orchard grows twelve varieties of apple."),
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessTarget]:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("experiments") / "var", reranker="none")
+    target = InProcessTarget(settings, RunOptions())
+    yield target
+    asyncio.run(target.aclose())
+
+
+@pytest.fixture(scope="module")
+def corpus(target: InProcessTarget) -> Corpus:
+    return ingest(target, GOLDEN, lambda _m: None)
+
+
+def test_retrieval_goes_through_the_stage_and_every_system_is_scored(
+    target: InProcessTarget, corpus: Corpus
+) -> None:
+    assert corpus.chunks == 3 and set(corpus.golden_ids.values()) == {d.id for d in GOLDEN.documents}
+    records = [r for r in GOLDEN.records if r.answerable]
+    retrieved, seconds = retrieve_all(target, corpus, [r.question for r in records], lambda _m: None)
+    assert seconds > 0 and len(retrieved) == 2
+    for r in retrieved:
+        assert r.dense and r.lexical and r.ranked == []  # k=0: the ranked lists only, nothing fetched
+        s = target.settings
+        assert r.fused == fuse(
+            r.dense, r.lexical, s.fusion, rrf_k=s.rrf_k, dense_weight=s.fusion_dense_weight
+        )
+    run = RetrievalRun(corpus, records, retrieved, seconds)
+    systems = _systems(target.settings)
+    for name, system in systems.items():
+        per_query = run.per_query(system)
+        assert set(per_query) == set(RETRIEVAL_METRICS)
+        assert per_query["hit@1"] == {"penguins": 1.0, "lava": 1.0}, name
+    scored = _score_systems(run, systems, seed=0)
+    assert scored["results"]["bm25"]["mrr@10"]["value"] == 1.0
+    assert "hybrid_weighted - bm25" in scored["paired_difference"]
+
+
+def test_floor_signals_come_from_the_pipelines_own_steps(target: InProcessTarget, corpus: Corpus) -> None:
+    groups = {r.id: r.id for r in GOLDEN.records}
+    signals = _signals(target, corpus, GOLDEN.records, groups, lambda _m: None)
+    assert [s.qid for s in signals] == ["penguins", "lava", "unanswerable"]
+    assert [s.answerable for s in signals] == [True, True, False]
+    for s in signals:
+        assert set(s.values) == set(SIGNALS)
+        assert 0.0 < s.values["weighted_top"] <= 1.0 and 0.0 < s.values["rrf_top"] < 1.0
+    by_id = {s.qid: s.values for s in signals}
+    assert by_id["penguins"]["dense_top"] > by_id["unanswerable"]["dense_top"]
+    assert by_id["penguins"]["extractive_top"] > 0
+
+
+def test_the_entry_point_offers_both_experiments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    assert "{retrieval,floor}" in capsys.readouterr().out
