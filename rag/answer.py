@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from rag.citations import Citation
 from rag.prompts import PROMPT_ID, PROMPT_VERSION
 
 __all__ = [
     "Answer",
+    "AnswerType",
     "PromptInfo",
     "RerankerInfo",
     "RetrievalInfo",
@@ -86,9 +87,19 @@ class RetrievalInfo(BaseModel):
     dropped: dict[str, int] = Field(default_factory=dict)
 
 
+AnswerType = Literal["answer", "evidence", "abstained"]
+
+
 class Answer(BaseModel):
     answer: str
     abstained: bool
+    answer_type: AnswerType = "answer"
+    """What ``answer`` is. ``"answer"``: it states the answer, with citations. ``"evidence"``: the
+    documents hold what the answer is worked out from but do not state it (a ratio to compute from
+    a balance sheet): ``answer`` says so (``rag.llm.schema.EVIDENCE_SENTENCE``) and quotes the
+    best evidence with its citations, checked like any others; only the offline extractive
+    answerer gives these, an LLM works the answer out. ``"abstained"``: exactly when ``abstained``
+    is true (``answer`` is "The documents do not say.")."""
     citations: list[Citation] = Field(default_factory=list)
     provider: str = "none"
     model: str = ""
@@ -102,6 +113,14 @@ class Answer(BaseModel):
     uncited: bool = False
     abstention_reason: Literal["no_relevant_sources", "model"] | None = None
     json_valid: bool | None = None
+
+    @model_validator(mode="after")
+    def _type_agrees_with_abstained(self) -> Answer:
+        if self.abstained:
+            self.answer_type = "abstained"
+        elif self.answer_type == "abstained":
+            raise ValueError('answer_type is "abstained" but abstained is false')
+        return self
 
 
 class StreamEvent(BaseModel):

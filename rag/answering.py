@@ -21,6 +21,7 @@ from typing import Protocol
 
 from rag.answer import (
     Answer,
+    AnswerType,
     RetrievalInfo,
     Scores,
     SearchHit,
@@ -32,7 +33,7 @@ from rag.citations import check_answer
 from rag.errors import InvalidRequest
 from rag.expansion import with_neighbours
 from rag.index.base import IndexReader
-from rag.llm.schema import ABSTENTION_SENTENCE
+from rag.llm.schema import ABSTENTION_SENTENCE, is_evidence
 from rag.llm.types import LLMRequest, LLMResponse, StreamDelta
 from rag.logs import log_event
 from rag.packing import Candidate, ContextPacker, PackedContext
@@ -288,6 +289,7 @@ class QueryPipeline:
         return Answer(
             answer=ABSTENTION_SENTENCE,
             abstained=True,
+            answer_type="abstained",
             timings=self._timings(prepared.retrieval, 0.0, started),
             reranker=prepared.retrieval.reranker,
             retrieval=prepared.info,
@@ -306,9 +308,16 @@ class QueryPipeline:
     ) -> Answer:
         """The model's reply checked against the sources it was given, as the answer object."""
         checked = check_answer(text, prepared.packed.sources, json_mode=json_mode)
+        # an evidence answer says so in its first sentence, in JSON and text mode alike
+        answer_type: AnswerType = "answer"
+        if checked.abstained:
+            answer_type = "abstained"
+        elif is_evidence(checked.text):
+            answer_type = "evidence"
         answer = Answer(
             answer=checked.text,
             abstained=checked.abstained,
+            answer_type=answer_type,
             citations=checked.citations,
             provider=response.provider,
             model=response.model,
@@ -334,6 +343,7 @@ class QueryPipeline:
             provider=answer.provider,
             cached=answer.cached,
             abstained=answer.abstained,
+            answer_type=answer.answer_type,
             citations=len(answer.citations),
             dropped_citations=answer.dropped_citations,
             uncited=answer.uncited,

@@ -120,6 +120,11 @@ class IndexContract:
                 "lexical_chunks": 3,
                 "generation": 2,
                 "consistent": True,
+                "embedding": {
+                    "model": "sentence-transformers/all-MiniLM-L6-v2",
+                    "backend": "torch",
+                    "dim": 384,
+                },
             }
             assert not write(index, embedder, "a1", "tower.txt", DOC_A1), "identical bytes must do nothing"
 
@@ -202,7 +207,13 @@ class IndexContract:
         index.close()
         index = open_store()
         try:
-            assert index.recover() == {"discarded": [], "orphan_chunks": 0, "rebuilt": []}
+            assert index.recover() == {
+                "discarded": [],
+                "orphan_chunks": 0,
+                "rebuilt": [],
+                "dropped_vector_sets": [],
+                "recorded": [],
+            }
             assert index.lexical("photosynthesis", 1, "botany")[0].doc_id == "b"
             assert index.lexical("photosynthesis", 1, "default") == []
             q = embedder.embed_query("Eiffel Tower")
