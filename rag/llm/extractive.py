@@ -49,6 +49,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -64,12 +65,17 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
 _FACTOID = re.compile(r"^\s*(who|whom|whose|when|where|which|what|how (many|much|long|old|far|big))\b", re.I)
 _MIN_SENTENCE_CHARS = 12
 # a figure: money, a decimal, thousands, a percentage, or three digits or more that are not a year
-# ("330 metres", "$5,363", "23.4 %", "1,283"; not "2017", "12", "in 1911")
-_FIGURE = re.compile(r"\$\s?\d|\d\.\d|\d{1,3}(?:,\d{3})+|\d\s?%|\b(?!(?:1[5-9]|20)\d\d\b)\d{3,}\b")
+# ("330 metres", "$5,363", "23.4 %", "1,283"; not "2017", "12", "in 1191")
+_FIGURE = re.compile(r"\$\s?\d|\d\.\d|\d{1,3}(?:,\d{3})+|\d\s?%|\b(?!(?:1\d|20)\d\d\b)\d{3,}\b")
 # a name in a question: a capitalised word not opening a sentence ("Coca Cola", "Best Buy"), or "3M"
 _NAME = re.compile(r"[A-Z][a-z][\w&'-]*|\d+[A-Z]+")
-# a table row as ingestion writes it: "Label: 2018: (1,577); 2017: (1,373) (Millions)"
-_TABLE_ROW = re.compile(r":\s.*:\s")
+# a table row: as ingestion writes it ("Label: 2018: (1,577); 2017: (1,373) (Millions)"), or as
+# the text layer has it when no header was recognised ("Net income $ (1,303) $ 2,049", two cells)
+_LABELLED_ROW = re.compile(r":\s.*:\s")
+_CELL = r"(?:[$(]\s?)*\d[\d,.]*\)?\s?%?"
+_RAW_ROW = re.compile(rf"(?:{_CELL}\s+)+{_CELL}\s*$")
+_PHRASE_BONUS = 0.1  # an evidence piece holding two adjacent terms of the question, adjacent
+_MAX_QUOTE_CHARS = 400  # a longer evidence sentence is cut (with "…"): it is evidence, not the answer
 _CONTEXT_WEIGHT = 0.5  # a question term found only in the sentence before ("It was built ...") counts half
 _TYPE_PENALTY = 0.2  # asked "when" but no date in the sentence: it can hardly be the answer
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
@@ -119,6 +125,14 @@ def terms(text: str) -> list[str]:
     return list(_stemmer().stemWords(words)) if words else []
 
 
+def _is_row(line: str) -> bool:
+    """A table row with a figure (a prose line ending "March 10, 2019" is not one)."""
+    raw = _RAW_ROW.search(line)
+    if raw is not None and _FIGURE.search(raw.group(0)):
+        return True
+    return _LABELLED_ROW.search(line) is not None and _FIGURE.search(line) is not None
+
+
 def _paragraphs(text: str) -> list[tuple[list[str], list[str]]]:
     """Per paragraph: its pysbd sentences (line breaks joined) and its table rows (one a line)."""
     import pysbd
@@ -131,7 +145,7 @@ def _paragraphs(text: str) -> list[tuple[list[str], list[str]]]:
         sentences = [s for s in sentences if len(s) >= _MIN_SENTENCE_CHARS]
         if sentences:
             lines = (" ".join(line.split()) for line in paragraph.splitlines())
-            rows = [line for line in lines if _TABLE_ROW.search(line) and _FIGURE.search(line)]
+            rows = [line for line in lines if _is_row(line)]
             paragraphs.append((sentences, rows))
     return paragraphs
 
@@ -143,6 +157,10 @@ def split_paragraphs(text: str) -> list[list[str]]:
 
 def split_sentences(text: str) -> list[str]:
     return [sentence for paragraph in split_paragraphs(text) for sentence in paragraph]
+
+
+def _bigrams(words: list[str]) -> set[tuple[str, str]]:
+    return set(pairwise(words))
 
 
 def names(question: str) -> set[str]:
@@ -174,7 +192,11 @@ class Candidate:
     def pieces(self) -> list[Candidate]:
         """What evidence quotes of it: its table rows (under the table's heading), else itself."""
         if not self.rows:
-            return [Candidate(text=self.text, n=self.n, context=self.context)]
+            text = self.text
+            if len(text) > _MAX_QUOTE_CHARS:
+                cut = text[:_MAX_QUOTE_CHARS]
+                text = cut[: cut.rfind(" ")] + " …" if " " in cut else cut + "…"
+            return [Candidate(text=text, n=self.n, context=self.context)]
         heading = self.text[: self.text.find(self.rows[0])].strip() or self.context
         return [Candidate(text=row, n=self.n, context=heading) for row in self.rows]
 
@@ -363,4 +385,11 @@ class ExtractiveAnswerer:
         for candidate in support:
             for piece in candidate.pieces():
                 pieces.setdefault(piece.text, piece)  # overlapping sources: the better one's label
-        return self._scored(question, list(pieces.values()))[: self.max_evidence]
+        scored = self._scored(question, list(pieces.values()))
+        # a row is named by its label: one that repeats a phrase of the question ("net income",
+        # "total assets") is the row asked about, more than "Other income (loss) — net"
+        phrases = _bigrams(terms(question))
+        for piece in scored:
+            if phrases & _bigrams(terms(piece.text)):
+                piece.score += _PHRASE_BONUS
+        return sorted(scored, key=lambda c: -c.score)[: self.max_evidence]

@@ -235,7 +235,7 @@ def test_ask_answers_with_a_citation_to_the_right_page(
     assert 1 in answer.citations[0].pages and "4.2 million" in answer.citations[0].snippet
     assert answer.dropped_citations == 0 and not answer.uncited and answer.json_valid
     assert (answer.prompt.id, answer.prompt.version) == (PROMPT_ID, PROMPT_VERSION)
-    assert answer.provider == "extractive" and not answer.cached
+    assert answer.provider == "extractive" and not answer.cached and answer.answer_type == "answer"
     assert set(answer.timings) == set(STAGES) and answer.timings["total"] >= answer.timings["llm"] > 0
     assert answer.retrieval.sources >= 1
     assert 0 < answer.retrieval.packed_tokens <= answer.retrieval.budget == 400
@@ -302,7 +302,7 @@ def test_the_models_citations_are_checked(
 
     invented = ask(grounded("It was 4.2 million [1][9].", [1, 9]))
     assert [c.n for c in invented.citations] == [1] and invented.dropped_citations == 1
-    assert "[9]" not in invented.answer and not invented.uncited
+    assert "[9]" not in invented.answer and not invented.uncited and invented.answer_type == "answer"
     bare = ask(grounded("It was 4.2 million.", []))
     assert bare.uncited and bare.citations == [] and not bare.abstained
     declined = ask(grounded(ABSTENTION_SENTENCE, [], abstained=True))
@@ -310,6 +310,7 @@ def test_the_models_citations_are_checked(
         declined.abstained
         and declined.abstention_reason == "model"
         and declined.answer == ABSTENTION_SENTENCE
+        and declined.answer_type == "abstained"
     )
 
 
@@ -445,6 +446,7 @@ def test_dense_floor_abstains_when_nothing_is_close_enough(
 
     unrelated = ask("What is the boiling point of liquid nitrogen at sea level?")
     assert unrelated.abstained and unrelated.abstention_reason == "no_relevant_sources"
+    assert unrelated.answer_type == "abstained"
     assert unrelated.retrieval.top_dense is not None and unrelated.retrieval.top_dense < 0.45
     related = ask(QUESTION)
     assert not related.abstained and related.retrieval.top_dense is not None
