@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rag.index.analyzer import STOP_WORDS
 from rag.types import Document
 
 _FORM = re.compile(r"\b(10|20|40|8|6)\s*-?\s*([kqf])\b")
@@ -31,14 +32,13 @@ _FORMS = frozenset({"10k", "10q", "8k", "20f", "40f", "6k"})
 # stop words of the lexical analyzer. Kept short; a word every description shares gets no weight
 # anyway (see ``_DISCRIMINATING``).
 _GENERIC_TEXT = """
-    a an and are as at be but by for if in into is it no not of on or such that the their then
-    there these they this to was will with what which who whom whose when where why how does do did
+    what which who whom whose when where why how does do did
     has have had from its than over between about per fy q1 q2 q3 q4 h1 h2 year years fiscal
     quarter quarterly annual report reports form company companies corporation corp inc incorporated
     co plc ltd llc group holdings international the document documents filing filed period ended
     ending pdf txt md html docx page
 """
-_GENERIC = frozenset(_GENERIC_TEXT.split())
+_GENERIC = STOP_WORDS | frozenset(_GENERIC_TEXT.split())
 _PERIOD_SHARE = 0.5
 """Years and form types rank the documents a name picked, at half a name word's weight."""
 _PROFILE_PREFIX = "profile_"
