@@ -161,3 +161,13 @@ def test_pdf_bytes_are_read_once_from_memory(financebench: Path, settings: Setti
     path.write_bytes(b"")
     pages = list(document.pages)
     assert len(pages) == document.page_count and pages[0].text
+
+
+def test_filing_with_a_huge_array_is_read(datasets: Path, settings: Settings) -> None:
+    # Microsoft's 2023 Q1 10-Q holds an array of over 100,000 elements (pypdf's default limit)
+    path = datasets / "docugami_sec10q" / "docs" / "2023 Q1 MSFT.pdf"
+    doc = load_document(path, settings)
+    assert doc.page_count == 72
+    first = next(iter(doc.pages))
+    assert "MICROSOFT" in first.text.upper()
+    doc.pages.close()  # type: ignore[attr-defined]
