@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from eval.golden import GoldenSet, slug
 from eval.metrics.summary import CitedSource, EvalSummary, QuestionOutcome, RetrievedItem, summarize
+from ingest.chunking import CHUNKS_REVISION
 from rag.answer import Answer, SearchResult
 from rag.citations import CITATION_MARKER
 from rag.errors import InvalidRequest, RagError
@@ -152,7 +153,7 @@ def collection_name(golden: GoldenSet, settings: Settings) -> str:
 
     Fits the API's collection rule (letters, digits, ``._-``, at most 64 characters).
     """
-    ingest = "|".join(f"{k}={getattr(settings, k)}" for k in INGEST_KEYS)
+    ingest = "|".join(f"{k}={getattr(settings, k)}" for k in INGEST_KEYS) + f"|chunks={CHUNKS_REVISION}"
     digest = hashlib.sha256(f"{golden.content_key()}|{ingest}".encode()).hexdigest()[:12]
     return f"eval-{slug(golden.name)[:40]}-{digest}"
 

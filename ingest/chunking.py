@@ -63,7 +63,12 @@ if TYPE_CHECKING:
     from rag.embedder import Embedder
     from rag.settings import Settings
 
-__all__ = ["CONTEXT_TOKENS", "Chunker", "sentence_spans"]
+__all__ = ["CHUNKS_REVISION", "CONTEXT_TOKENS", "Chunker", "sentence_spans"]
+
+CHUNKS_REVISION = 2
+"""Raised whenever the same bytes under the same settings are chunked differently (2: table
+titles above a units line broken word by word). Evaluation names its collections with it, so a
+run never scores chunks an older chunker made."""
 
 MIN_CHUNK_TOKENS = 16
 CONTEXT_TOKENS = 40

@@ -41,7 +41,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-__all__ = ["Table", "TablePage", "parse_row", "read_tables"]
+__all__ = ["Table", "TablePage", "join_broken_lines", "parse_row", "read_tables"]
 
 # --- vocabulary -----------------------------------------------------------------------
 
@@ -109,6 +109,12 @@ _GROUP_LINE = re.compile(
     r"\band\s+(?:its\s+)?(?:consolidated\s+)?subsidiar(?:y|ies)(?:\s+companies)?\s*$", re.IGNORECASE
 )
 _MAX_TITLE_LINES = 3
+_BROKEN_PARENTHETICAL = re.compile(r"\([^()\n\d]{0,60}(?:\n[^()\n\d]{0,60}){1,15}\)")
+"""A parenthesis of words (no figures) broken over up to 16 short lines."""
+_WORD_PER_LINE = re.compile(
+    r"(?m)^[^\W\d][^\s\d]{0,24}(?:\n(?:[^\W\d][^\s\d]{0,24}|\d{1,2},))+(?=\n)"
+)
+"""Two or more lines of one word each (no figures, but a day such as ``31,`` after a word)."""
 _MAX_GAP_LINES = 3  # non-row lines inside a table before it is over
 _MAX_LABEL_LINES = 2  # label lines a line of bare numbers may take from above it
 _MAX_TITLE_CHARS = 160
@@ -587,14 +593,29 @@ def _body(lines: list[_Line], header: _Header, floor: int) -> _Found | None:
     return _Found(header, title, units, rows, matched)
 
 
+def join_broken_lines(text: str) -> str:
+    """Words PDFium put one per line, on one line again; the same length, so offsets hold.
+
+    Some filings' text layers break titles, units and labels into a word per line
+    (``MGM\nRESORTS\n...\nCONSOLIDATED\nBALANCE\nSHEETS``, ``(Dollars\nin\nmillions)``,
+    ``December\n31,``). The table's title, the statement's name, was then lost (and with it
+    the chunk's context header), and a label's words were taken for separate lines.
+    """
+    text = _BROKEN_PARENTHETICAL.sub(lambda m: m.group(0).replace("\n", " "), text)
+    return _WORD_PER_LINE.sub(lambda m: m.group(0).replace("\n", " "), text)
+
+
 def read_tables(text: str) -> TablePage:
-    """Find the tables of one page's text and rewrite their rows; other text is unchanged."""
+    """Find the tables of one page's text and rewrite their rows; other text is unchanged (on a
+    page with tables, words broken one per line are joined first: :func:`join_broken_lines`)."""
     if not text or not _HAS_YEAR.search(text):
         return TablePage(text)
+    original = text
+    text = join_broken_lines(text)
     lines = _lines(text)
     found = _scan(lines)
     if not found:
-        return TablePage(text)
+        return TablePage(original)
     pieces: list[str] = []
     edits: list[tuple[int, int, int, int]] = []
     tables: list[Table] = []

@@ -27,6 +27,7 @@ from rag.logs import log_event
 from rag.rerank.base import Reranker
 from rag.settings import Settings
 from rag.types import Filters, Hit, StoredChunk
+from rag.vocabulary import query_vocabulary
 
 __all__ = [
     "RETRIEVAL_MODES",
@@ -151,6 +152,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
+        self.vocabulary = query_vocabulary(settings.query_vocabulary)
 
     def reranker_info(self, used: bool = False, reason: str | None = None) -> RerankerInfo:
         r = self.reranker
@@ -197,8 +199,9 @@ class Retriever:
                     dense = _union([self.index.dense(vector, s.dense_k, collection, f) for f in searches])
             if mode != "dense":
                 with clock.stage("lexical"):
+                    keywords = self.vocabulary.expand(question)
                     lexical = _union(
-                        [self.index.lexical(question, s.lexical_k, collection, f) for f in searches]
+                        [self.index.lexical(keywords, s.lexical_k, collection, f) for f in searches]
                     )
             with clock.stage("fuse"):
                 fused = fuse(dense, lexical, s.fusion, rrf_k=s.rrf_k, dense_weight=s.fusion_dense_weight)

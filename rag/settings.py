@@ -62,9 +62,12 @@ class Settings(BaseSettings):
     fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = 60
     fusion_dense_weight: float = 0.5
-    named_document_boost: float = Field(default=0.5, ge=0)
+    named_document_boost: float = Field(default=1.0, ge=0)
     """Chunks of documents the question names (filer, title, period) get their fused score
     multiplied by 1 + boost x match weight; 0 turns the lever off. Never a filter."""
+    query_vocabulary: Literal["off", "finance"] = "finance"
+    """``finance``: the keyword query also gets the filings' names of the financial terms a
+    question uses ("balance sheet" -> "statements of financial position"). See rag.vocabulary."""
     named_documents: int = Field(default=3, ge=1)
     """How many of the named documents are also searched on their own, so their chunks compete."""
     top_k: int = 8

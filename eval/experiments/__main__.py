@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         default="financebench,docugami-10q-all,squad2,clapnq,covidqa",
         help="context: shipped sets, comma-separated (ingested into --data-dir as `rag eval` does)",
     )
+    parser.add_argument(
+        "--embedding-cache",
+        default=None,
+        help="context: a file of vectors by model and exact text, shared with `rag eval --embedding-cache`",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     from rag.logs import configure_logging

@@ -53,8 +53,10 @@ def _packed_pages(packed: PackedContext, names: dict[str, str]) -> set[tuple[str
     return {(names.get(s.document_id, s.document_name), p) for s in packed.sources for p in s.pages}
 
 
-def run_set(golden: GoldenSet, settings: Settings, say: Any) -> dict[str, Any]:
-    target = InProcessTarget(settings)
+def run_set(
+    golden: GoldenSet, settings: Settings, say: Any, embedding_cache: Path | None = None
+) -> dict[str, Any]:
+    target = InProcessTarget(settings, embedding_cache=embedding_cache)
     collection = collection_name(golden, settings)
     names = asyncio.run(target.ensure_documents(golden, collection))
     records = [r for r in golden.records if r.answerable]
@@ -114,8 +116,9 @@ def run_set(golden: GoldenSet, settings: Settings, say: Any) -> dict[str, Any]:
 
 def run_context(args: argparse.Namespace, sets: Sequence[str], say: Any) -> dict[str, Any]:
     settings = load_settings(data_dir=Path(args.data_dir), reranker="none")
+    cache = Path(args.embedding_cache) if args.embedding_cache else None
     return {
         "what": __doc__.split("\n\n")[0] if __doc__ else "",
         "budgets": list(BUDGETS),
-        "sets": {name: run_set(load_set(name), settings, say) for name in sets},
+        "sets": {name: run_set(load_set(name), settings, say, cache) for name in sets},
     }

@@ -490,7 +490,7 @@ class DocumentStore:
 
     def get(self, chunk_ids: list[str]) -> list[StoredChunk]:
         by_doc: dict[str, list[str]] = {}
-        for cid in chunk_ids:
+        for cid in dict.fromkeys(chunk_ids):  # a chunk asked twice is read once (Chroma refuses repeats)
             by_doc.setdefault(cid.split(":", 1)[0], []).append(cid)
         found: dict[str, StoredChunk] = {}
         physical: dict[str, str] = {}

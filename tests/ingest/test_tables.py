@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ingest.chunking import Chunker
 from ingest.loaders import load_document
-from ingest.tables import TablePage, parse_row, read_tables
+from ingest.tables import TablePage, join_broken_lines, parse_row, read_tables
 from rag.settings import Settings
 from rag.tokens import count_tokens
 from rag.types import PAGE_SEPARATOR, Chunk, Page
@@ -40,7 +40,12 @@ def rows_of(read: TablePage) -> list[str]:
 
 
 def check_edits(original: str, read: TablePage) -> None:
-    """The rewritten text is the original with each edited span replaced, and nothing else."""
+    """The rewritten text is the original (its broken lines joined, the same length) with each
+    edited span replaced, and nothing else."""
+    if read.tables:
+        joined = join_broken_lines(original)
+        assert len(joined) == len(original)
+        original = joined
     rebuilt, pos = [], 0
     for old_start, old_end, new_start, new_end in read.edits:
         rebuilt.append(original[pos:old_start])
