@@ -111,9 +111,7 @@ _GROUP_LINE = re.compile(
 _MAX_TITLE_LINES = 3
 _BROKEN_PARENTHETICAL = re.compile(r"\([^()\n\d]{0,60}(?:\n[^()\n\d]{0,60}){1,15}\)")
 """A parenthesis of words (no figures) broken over up to 16 short lines."""
-_WORD_PER_LINE = re.compile(
-    r"(?m)^[^\W\d][^\s\d]{0,24}(?:\n(?:[^\W\d][^\s\d]{0,24}|\d{1,2},))+(?=\n)"
-)
+_WORD_PER_LINE = re.compile(r"(?m)^[^\W\d][^\s\d]{0,24}(?:\n(?:[^\W\d][^\s\d]{0,24}|\d{1,2},))+(?=\n)")
 """Two or more lines of one word each (no figures, but a day such as ``31,`` after a word)."""
 _MAX_GAP_LINES = 3  # non-row lines inside a table before it is over
 _MAX_LABEL_LINES = 2  # label lines a line of bare numbers may take from above it

@@ -36,7 +36,10 @@ def test_off_changes_nothing() -> None:
         # Boeing titles its balance sheet "Consolidated Statements of Financial Position"
         ("What is Boeing's FY2018 net PP&E? Use the balance sheet.", "Statements of Financial Position"),
         ("What was the FY2016 COGS for Microsoft?", "Cost of revenue"),
-        ("What is the FY2018 capital expenditure amount for 3M?", "Purchases of property, plant and equipment"),
+        (
+            "What is the FY2018 capital expenditure amount for 3M?",
+            "Purchases of property, plant and equipment",
+        ),
         ("Using the P&L, what was AMD's operating margin?", "Consolidated Statements of Operations"),
         ("How much did Apple spend on buybacks?", "Repurchases of common stock"),
     ],
