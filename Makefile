@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: install system-deps models-mpnet run test test-fast eval eval-filings bench lint clean
+.PHONY: install system-deps models-mpnet run test test-fast eval eval-filings ablation bench lint clean
 
 install: $(STAMP) system-deps
 
@@ -49,6 +49,13 @@ eval: install
 eval-filings: install
 	$(BIN)/rag eval --set financebench --set docugami-10q-all --set financebench-scanned \
 		--set financebench-pages --config answers=off
+
+# each evidence lever alone and the shipped combination, on every development set (hours on 2
+# cores; reruns only what has no report): bench-results/levers.json and levers.md
+ABLATION_SETS ?= financebench,docugami-10q-all,squad2,clapnq,covidqa,financebench-scanned,financebench-pages
+ablation: install
+	$(BIN)/python -m eval.experiments levers --sets $(ABLATION_SETS) --data-dir var/ablation \
+		--embedding-cache var/embedding-cache.sqlite3
 
 bench: install
 	$(BIN)/python -m eval.bench $(BENCH_ARGS)

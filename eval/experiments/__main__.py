@@ -1,4 +1,4 @@
-"""``python -m eval.experiments retrieval|floor``: run one experiment and write its JSON."""
+"""``python -m eval.experiments retrieval|floor|context|levers``: run one experiment and write its JSON."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m eval.experiments",
         description="The README's retrieval, abstention and context-efficiency figures, as JSON under bench-results/.",
     )
-    parser.add_argument("experiment", choices=("retrieval", "floor", "context"))
+    parser.add_argument("experiment", choices=("retrieval", "floor", "context", "levers"))
     parser.add_argument("--datasets", default=str(DEFAULT_DATASETS_DIR), help="the shared datasets folder")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="index folder (reused between runs)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the JSON goes")
@@ -33,12 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sets",
         default="financebench,docugami-10q-all,squad2,clapnq,covidqa",
-        help="context: shipped sets, comma-separated (ingested into --data-dir as `rag eval` does)",
+        help="context, levers: shipped sets, comma-separated (ingested into --data-dir as `rag eval` does)",
     )
     parser.add_argument(
         "--embedding-cache",
         default=None,
-        help="context: a file of vectors by model and exact text, shared with `rag eval --embedding-cache`",
+        help="context, levers: vectors remembered by model and exact text (`rag eval --embedding-cache`)",
+    )
+    parser.add_argument(
+        "--reports",
+        default=str(DEFAULT_OUT / "ablation"),
+        help="levers: the folder of `rag eval` reports that `make ablation` writes",
     )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -52,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         from eval.experiments.retrieval import run_retrieval
 
         payload = run_retrieval(args)
+    elif args.experiment == "levers":
+        from eval.experiments.common import progress
+        from eval.experiments.levers import run_levers
+
+        cache = Path(args.embedding_cache) if args.embedding_cache else None
+        sets = [s for s in args.sets.split(",") if s]
+        payload = run_levers(
+            Path(args.reports), sets, Path(args.out), Path(args.data_dir), cache, progress(args)
+        )
     elif args.experiment == "context":
         from eval.experiments.common import progress
         from eval.experiments.context import run_context

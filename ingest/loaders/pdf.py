@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 from PIL import Image
-from pypdf import PasswordType, PdfReader, apply_configuration
+from pypdf import PasswordType, PdfReader, apply_configuration, get_configuration
 from pypdf.errors import DependencyError, PdfReadError
 
 from ingest.loaders import LoadedDocument
@@ -52,7 +52,9 @@ _GARBAGE_SHARE = 0.5
 """A text layer that is mostly ``(cid:n)`` codes or U+FFFD is an unmapped font, not text."""
 
 
-_PYPDF_LIMITS = {"array_maximum_element_count": 1_000_000, "dictionary_maximum_element_count": 1_000_000}
+_PYPDF_LIMITS = get_configuration().with_overwrites(
+    array_maximum_element_count=1_000_000, dictionary_maximum_element_count=1_000_000
+)
 """pypdf's parsing limits, raised tenfold: real 10-Qs (Microsoft's 2023 Q1 and Q2 in the Docugami
 set) hold one array of over 100,000 elements, pypdf's default, and were refused as corrupt. Still
 bounded: the limit protects memory against hostile files. The limits are a context variable,
@@ -64,7 +66,7 @@ def load_pdf(path: Path, settings: Settings) -> LoadedDocument:
     data = path.read_bytes()
     if not data:
         raise EmptyDocument("The file is empty (0 bytes)")
-    with apply_configuration(**_PYPDF_LIMITS):
+    with apply_configuration(_PYPDF_LIMITS):
         reader = _open(data)
         page_count = _page_count(reader, settings)
         _check_page_sizes(reader, settings)
@@ -165,7 +167,7 @@ def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) 
     try:
         for start in range(0, page_count, window):
             stop = min(start + window, page_count)
-            with apply_configuration(**_PYPDF_LIMITS):
+            with apply_configuration(_PYPDF_LIMITS):
                 texts = [_text_layer(reader, renderer, index, settings) for index in range(start, stop)]
             reader.resolved_objects.clear()  # pypdf caches every object it resolves
             for index, text in zip(range(start, stop), texts, strict=True):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from eval.experiments.__main__ import main
 from eval.experiments.common import Corpus, ingest, retrieve_all
 from eval.experiments.floor import SIGNALS, _signals
+from eval.experiments.levers import COMMON, LEVERS
 from eval.experiments.retrieval import RETRIEVAL_METRICS, RetrievalRun, _score_systems, _systems
 from eval.golden import EvidenceRef, GoldenRecord, GoldenSet, SourceDocument
-from eval.runner import InProcessTarget, RunOptions
+from eval.runner import InProcessTarget, RunOptions, parse_overrides
 from rag.fusion import fuse
 from rag.settings import load_settings
 
@@ -102,4 +105,24 @@ def test_the_entry_point_offers_every_experiment(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     assert exit_.value.code == 0
-    assert "{retrieval,floor,context}" in capsys.readouterr().out
+    assert "{retrieval,floor,context,levers}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_levers_runs_each_lever_through_rag_eval_and_tabulates_it(tmp_path: Path) -> None:
+    reports, out = tmp_path / "reports", tmp_path / "out"
+    args = ["levers", "--sets", "squad2-ci", "--reports", str(reports), "--out", str(out)]
+    assert main([*args, "--data-dir", str(tmp_path / "data"), "--quiet"]) == 0
+    table = json.loads((out / "levers.json").read_text())["sets"]["squad2-ci"]
+    assert table["level"] == "document" and table["questions"] == 30
+    assert list(table["levers"]) == list(LEVERS)
+    for lever, row in table["levers"].items():
+        # each run is `rag eval` with the lever's settings
+        assert parse_overrides(row["config"]) == parse_overrides(f"{COMMON},{LEVERS[lever]}")
+        assert 0.0 <= row["figures"]["hit@5"]["value"] <= 1.0
+        assert row["verdict"] in (("-",) if lever == "base" else ("better", "worse", "unchanged"))
+    assert "| shipped |" in (out / "levers.md").read_text()
+    # a second run finds every report and runs nothing again
+    stamps = {p: p.stat().st_mtime for p in reports.rglob("*.json")}
+    assert main([*args, "--data-dir", str(tmp_path / "data"), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime for p in reports.rglob("*.json")} == stamps
