@@ -41,7 +41,7 @@ class Principal:
 
     def internal(self, collection: str) -> str:
         """The index's name for this tenant's ``collection``."""
-        if not NAME_RE.match(collection):
+        if not NAME_RE.fullmatch(collection):
             raise InvalidRequest(
                 f"invalid collection name {collection[:80]!r}: use 1-64 letters, digits, '.', '_' or '-'"
             )
@@ -69,7 +69,7 @@ def _parse_pairs(text: str, source: str) -> dict[str, str]:
         key, tenant = key.strip(), tenant.strip()
         if not sep or not key or not tenant:
             raise ConfigurationError(f"{source}: each entry must be 'key:tenant'")
-        if not NAME_RE.match(tenant):
+        if not NAME_RE.fullmatch(tenant):
             raise ConfigurationError(
                 f"{source}: invalid tenant name {tenant!r} (letters, digits, '.', '_', '-')"
             )

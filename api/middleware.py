@@ -40,7 +40,7 @@ class RequestContext:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         offered = headers.get(REQUEST_ID_HEADER.lower(), "")
-        request_id = offered if _CLIENT_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _CLIENT_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = [500]

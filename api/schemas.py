@@ -129,7 +129,7 @@ def parse_metadata(raw: str | None) -> dict[str, Any]:
     if len(value) > MAX_METADATA_KEYS:
         raise InvalidRequest(f"metadata: at most {MAX_METADATA_KEYS} keys")
     for key, item in value.items():
-        if not _META_KEY.match(key):
+        if not _META_KEY.fullmatch(key):
             raise InvalidRequest(f"metadata: invalid key {key[:70]!r} (1-64 letters, digits, '.', '_', '-')")
         if key == "document_id":
             raise InvalidRequest("metadata: 'document_id' is reserved")

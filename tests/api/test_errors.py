@@ -57,6 +57,8 @@ def test_upload_limits(limits: LiveServer, lim: httpx.Client) -> None:
     assert_problem(upload(lim, [("anim.gif", b"GIF89a" + b"\x00" * 100)]), 415, "unsupported_type")
     assert_problem(upload(lim, [("empty.txt", b"")]), 422, "empty_document")
     assert_problem(upload(lim, [("a.txt", b"text")], collection="../etc"), 422, "invalid_request")
+    # a trailing newline passed `re.match` with `$`: the upload was accepted and its job failed
+    assert_problem(upload(lim, [("a.txt", b"text")], collection="docs\n"), 422, "invalid_request")
     assert_problem(upload(lim, [("a.txt", b"text")], metadata="[1, 2]"), 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", data={"collection": "x"}, files=[]), 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", json={"files": []}), 422, "invalid_request")
