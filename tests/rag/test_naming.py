@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from rag.naming import DocumentNames, describe_document
+from rag.naming import Description, DocumentNames, describe_document
 from rag.types import Document
 
 FILINGS = {
-    "3m-2018": "3M_2018_10K.pdf 3M COMPANY 10-K fiscal year ended December 31, 2018 2018",
-    "3m-2022": "3M_2022_10K.pdf 3M COMPANY 10-K fiscal year ended December 31, 2022 2022",
-    "amcor-8k": "AMCOR_2022_8K_dated-2022-07-01.pdf AMCOR PLC 8-K July 1, 2022",
-    "amcor-10k": "AMCOR_2023_10K.pdf AMCOR PLC 10-K fiscal year ended June 30, 2023 2023",
-    "bestbuy-2019": "BESTBUY_2019_10K.pdf Best Buy Co., Inc. 10-K fiscal year ended February 2, 2019 2019",
-    "boeing-2018": "BOEING_2018_10K.pdf THE BOEING COMPANY 10-K fiscal year ended December 31, 2018 2018",
+    "3m-2018": Description("3M_2018_10K.pdf 10-K fiscal year ended December 31, 2018 2018", "3M COMPANY"),
+    "3m-2022": Description("3M_2022_10K.pdf 10-K fiscal year ended December 31, 2022 2022", "3M COMPANY"),
+    "amcor-8k": Description("AMCOR_2022_8K_dated-2022-07-01.pdf 8-K July 1, 2022", "AMCOR PLC"),
+    "amcor-10k": Description("AMCOR_2023_10K.pdf 10-K fiscal year ended June 30, 2023 2023", "AMCOR PLC"),
+    "bestbuy-2019": Description(
+        "BESTBUY_2019_10K.pdf 10-K fiscal year ended February 2, 2019 2019", "Best Buy Co., Inc."
+    ),
+    "boeing-2018": Description(
+        "BOEING_2018_10K.pdf 10-K fiscal year ended December 31, 2018 2018", "THE BOEING COMPANY"
+    ),
 }
 
 
@@ -38,7 +42,7 @@ def test_a_question_that_names_nothing_favours_nothing() -> None:
 
 
 def test_a_word_every_document_shares_names_none_of_them() -> None:
-    one = DocumentNames({"only": "Adobe Inc. 10-K fiscal 2022"})
+    one = DocumentNames({"only": Description("10-K fiscal 2022", "Adobe Inc.")})
     assert one.match("What was Adobe's revenue in 2022?") == {}
 
 
@@ -56,7 +60,24 @@ def test_a_document_is_described_by_its_name_title_and_profile() -> None:
             "profile_fiscal_year": 2019,
         },
     )
-    text = describe_document(doc)
+    described = describe_document(doc)
+    text = described.text
     assert "report.pdf" in text and "Annual report" in text and "Best Buy" in text and "2019" in text
-    names = DocumentNames({"d1": text, "d2": "Other Corp 10-K"})
+    assert described.filer == "Best Buy Co., Inc."
+    names = DocumentNames({"d1": described, "d2": Description("Other Corp 10-K", "Other Corp")})
     assert names.match("What were Best Buy's inventories in FY2019?") == {"d1": 1.0}
+
+
+def test_a_title_names_a_document_at_a_quarter_of_a_filers_weight() -> None:
+    # Wikipedia paragraphs: "French" in a question about the Huguenots names another article
+    names = DocumentNames(
+        {
+            "war": Description("french-and-indian-war-p018.txt French and Indian War"),
+            "huguenot": Description("huguenot-p016.txt Huguenot"),
+            "normans": Description("normans-p006.txt Normans"),
+        }
+    )
+    assert names.match("The French church in Portarlington was built when?") == {"war": 0.25}
+    filings = DocumentNames({**FILINGS, "memo": Description("boeing-memo.txt Boeing supplier memo")})
+    weights = filings.match("What was Boeing's FY2018 net PP&E?")
+    assert weights["boeing-2018"] == 1.0 and weights["memo"] <= 0.25
