@@ -35,7 +35,7 @@ def _sections(datasets: Path, quick: bool) -> dict[str, Callable[[dict[str, Any]
         "query": ("eval.bench.query", "run_query_bench"),
         "gateway": ("eval.bench.gateway", "run_gateway_bench"),
         "api": ("eval.bench.server", "run_api_bench"),
-        "levers": ("eval.bench.levers", "lever_costs"),
+        "ingestion_levers": ("eval.bench.levers", "lever_costs"),
     }
     for name, (module, func) in optional.items():
         try:

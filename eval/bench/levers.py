@@ -79,4 +79,4 @@ def lever_costs(out: dict[str, Any], datasets: Path, quick: bool = False) -> Non
     for row in rows.values():
         row["time_vs_base"] = round(row["median_s"] / base["median_s"], 3)
         row["chunks_vs_base"] = round(row["chunks"] / base["chunks"], 3)
-    out["levers"] = {"documents": names, "rounds": rounds, "configs": rows}
+    out["ingestion_levers"] = {"documents": names, "rounds": rounds, "configs": rows}
