@@ -5,7 +5,8 @@ string, a short gold evidence text (a sentence, not a page), or a passage from a
 sets whose evidence names pages (a figure in a filing is rarely written the way the answer
 writes it: "$1577.00" against "(1,577)"). The packer at several budgets, with and without
 small-to-big (``pack_neighbours``), is set beside naive top-5 stuffing: the five best chunks,
-whole, in rank order, which is what most RAG demos send.
+whole, in rank order, which is what most RAG demos send. Both get the same retrieval, floors
+included, and the packer is offered 30 chunks, so the budget decides how much is sent.
 """
 
 from __future__ import annotations
@@ -30,19 +31,31 @@ NAIVE_TOP = 5
 _SHORT_EVIDENCE = 400
 """Evidence texts longer than this are pages, not sentences: they are matched by page instead."""
 _SPACE = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_MIN_SENTENCE = 25
+"""Shorter evidence pieces ("Yes .") would be found anywhere."""
+CANDIDATES = 30
+"""Chunks offered to the packer, so that the budget, not ``top_k``, decides what is sent."""
 
 
 def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
+def _sentences(text: str) -> list[str]:
+    """The evidence's sentences: gold evidence (ClapNQ's) joins sentences that are not adjacent."""
+    return [p for p in (_norm(x) for x in _SENTENCE_END.split(text)) if len(p) >= _MIN_SENTENCE]
+
+
 def covered(record: GoldenRecord, text: str, pages: set[tuple[str, int]]) -> bool:
-    """Whether ``text`` (a context) with its ``pages`` (golden doc, page) holds the record's evidence."""
+    """Whether ``text`` (a context) with its ``pages`` (golden doc, page) holds the record's evidence:
+    a gold answer, a gold evidence sentence, or a gold page."""
     context = _norm(text)
     if any(len(a) >= 2 and _norm(a) in context for a in record.answers):
         return True
     for ev in record.evidence:
-        if ev.text and len(ev.text) <= _SHORT_EVIDENCE and _norm(ev.text) in context:
+        short = ev.text if ev.text and len(ev.text) <= _SHORT_EVIDENCE else None
+        if short and (_norm(short) in context or any(p in context for p in _sentences(short))):
             return True
         if ev.page is not None and (ev.doc, ev.page) in pages:
             return True
@@ -83,15 +96,13 @@ def run_set(
     retriever = next(iter(pipelines.values())).retriever
     for i, record in enumerate(records, 1):
         vector = runtime.embedder.embed_query(record.question)
-        retrieval = retriever.retrieve(
-            record.question, collection=collection, k=settings.top_k, vector=vector
-        )
+        retrieval = retriever.retrieve(record.question, collection=collection, k=CANDIDATES, vector=vector)
         for (budget, n), pipeline in pipelines.items():
-            packed = pipeline.pack(retrieval, settings.top_k)
+            packed = pipeline.pack(retrieval, CANDIDATES)
             hit = covered(record, packed.text, _packed_pages(packed, names))
             note(f"packed@{budget}" + ("+neighbours" if n else ""), hit, packed.tokens_used)
-        top = retriever.retrieve(record.question, collection=collection, k=NAIVE_TOP, vector=vector)
-        chunks = [r.stored for r in top.ranked[:NAIVE_TOP]]
+        # the same retrieval (floors included) stuffed whole: only the packing differs
+        chunks = [r.stored for r in retrieval.kept[:NAIVE_TOP]]
         text = "\n\n".join(c.chunk.text for c in chunks)
         pages = {
             (names.get(c.chunk.doc_id, c.document_name), p)

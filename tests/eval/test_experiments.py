@@ -126,3 +126,31 @@ def test_levers_runs_each_lever_through_rag_eval_and_tabulates_it(tmp_path: Path
     stamps = {p: p.stat().st_mtime for p in reports.rglob("*.json")}
     assert main([*args, "--data-dir", str(tmp_path / "data"), "--quiet"]) == 0
     assert {p: p.stat().st_mtime for p in reports.rglob("*.json")} == stamps
+
+
+def test_context_coverage_finds_an_evidence_sentence_page_or_answer() -> None:
+    from eval.experiments.context import covered
+
+    # ClapNQ's evidence joins sentences that are not adjacent in the passage
+    record = GoldenRecord(
+        id="sirens",
+        question="what are the sirens in o brother where art thou",
+        answers=["Delmar is convinced three women were Sirens."],
+        evidence=[
+            EvidenceRef(
+                doc="clapnq-1.txt",
+                text="They see three women washing clothes and singing . Delmar is convinced the women were Sirens .",
+            )
+        ],
+    )
+    passage = "They see three women washing clothes and singing . The women drug them with corn whiskey ."
+    assert covered(record, f"[1] O Brother\n{passage}", set())
+    assert not covered(record, "[1] Ulysses\nThe women sing .", set())
+    filing = GoldenRecord(
+        id="capex",
+        question="3M capex 2018?",
+        answers=["$1577.00"],
+        evidence=[EvidenceRef(doc="3M.pdf", page=60)],
+    )
+    assert covered(filing, "(1,577)", {("3M.pdf", 60)})
+    assert not covered(filing, "(1,577)", {("3M.pdf", 59)})
