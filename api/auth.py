@@ -124,7 +124,7 @@ class KeyRing:
             return Principal(key_id=LOCAL_TENANT, tenant=LOCAL_TENANT, admin=True)
         if token:
             raise Unauthorized("The API key is not valid")
-        raise Unauthorized("Send an API key as 'Authorization: Bearer KEY'")
+        raise Unauthorized("Send your API key in the Authorization header, as a Bearer token")
 
 
 def require_tenant(principal: Principal) -> Principal:

@@ -13,9 +13,12 @@ from typing import Any
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+"),
+    # a bearer token is at least 8 characters: "Bearer KEY" in a hint is a placeholder, not a key
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    # the value after a secret's name; an auth scheme ("Bearer", "Basic") is kept, the value hidden
     re.compile(
-        r"(?i)((?:api[_-]?key|x-api-key|authorization|password|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+        r"(?i)((?:api[_-]?key|x-api-key|authorization|password|secret|token)[\"']?\s*[:=]\s*[\"']?"
+        r"(?:(?:bearer|basic)\s+)?)[^\s\"',}]+"
     ),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
 ]

@@ -12,6 +12,7 @@ from api.problems import describe_code, problem_body
 from api.schemas import parse_metadata
 from api.uploads import safe_filename
 from rag.errors import ConfigurationError, InvalidRequest, ProviderError, RateLimited, Unauthorized
+from rag.logs import redact
 from rag.settings import Settings, load_settings
 
 A = "a-key-0123456789abcdef"
@@ -128,4 +129,12 @@ def test_problem_body_redacts_secrets_and_drops_unknown_extras() -> None:
     assert "sk-live-abcdef123456" not in body["detail"] and body["provider"] == "openai"
     assert "holder" not in body and body["request_id"] == "rid" and body["type"] == "/problems/provider_error"
     assert describe_code("too_large") == {"code": "too_large", "title": "Too large", "status": 413}
+
+
+def test_redaction_hides_secrets_and_spares_hints() -> None:
+    assert redact("Authorization: Bearer sk-live-abcdef123456") == "Authorization: Bearer ***"
+    assert redact("curl -H 'Authorization: Bearer 0123456789abcdef'") == "curl -H 'Authorization: Bearer ***'"
+    assert redact('{"api_key": "abc", "password": "pw"}') == '{"api_key": "***", "password": "***"}'
+    hint = "Send your API key in the Authorization header, as a Bearer token"
+    assert redact(hint) == hint  # the 401's hint was printed as "Authorization: *** ***"
     assert describe_code("nope") is None
