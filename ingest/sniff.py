@@ -154,8 +154,13 @@ _MIN_DISTINCT_CHARS = 4
 over in some code page; no document is written with fewer than four distinct characters."""
 
 
+_ASCII_SPACE = " \t\r\n\f\v"
+
+
 def _require_text(text: str) -> str:
     sample = text[:SNIFF_BYTES]
+    if sample and not sample.strip(_ASCII_SPACE):  # not str.strip(): a filler byte may decode to U+00A0
+        raise EmptyDocument("The file holds only whitespace: there is no text to index")
     if _bad_char_ratio(text) > _MAX_BAD_CHAR_RATIO or (
         len(sample) >= 64 and len(set(sample)) < _MIN_DISTINCT_CHARS
     ):

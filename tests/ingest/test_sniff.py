@@ -110,6 +110,15 @@ def test_empty_file(tmp_path: Path) -> None:
     assert info.value.code == "empty_document"
 
 
+@pytest.mark.parametrize("blank", [b"   \n\n\t  " * 200, b"\n", b"\r\n \r\n"])
+def test_whitespace_only_text_is_empty_not_unsupported(tmp_path: Path, blank: bytes) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_bytes(blank)
+    with pytest.raises(EmptyDocument) as info:
+        sniff(path)
+    assert info.value.code == "empty_document"
+
+
 def test_binary_garbage_named_pdf(tmp_path: Path) -> None:
     path = tmp_path / "report.pdf"
     path.write_bytes(os.urandom(50_000))
