@@ -7,6 +7,7 @@ pixel is decoded; frames are decoded one at a time as pages are pulled.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from rag.errors import CorruptDocument, ImageTooLarge, TooManyPages
 from rag.settings import Settings
 from rag.types import Page
 
+_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
@@ -45,7 +47,13 @@ def open_image(data: bytes, settings: Settings) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc), limit=settings.max_image_pixels) from exc
+        # PIL's own message states twice the limit (where it stops warning and refuses)
+        size = _BOMB_SIZE.search(str(exc))
+        stated = f"{int(size.group(1))} pixels" if size else "too many pixels"
+        raise ImageTooLarge(
+            f"The image has {stated}; the limit is {settings.max_image_pixels} pixels",
+            limit=settings.max_image_pixels,
+        ) from exc
     except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
         raise CorruptDocument("The image cannot be read") from exc
     try:

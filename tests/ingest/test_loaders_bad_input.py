@@ -99,6 +99,10 @@ def test_genuinely_large_black_png(tmp_path: Path, make_settings: Callable[..., 
     assert path.stat().st_size < 10_000  # compresses to almost nothing
     with pytest.raises(ImageTooLarge):
         load_document(path, make_settings(max_image_pixels=4_000_000))
+    # over twice the limit PIL refuses on its own, and its message states twice the limit
+    with pytest.raises(ImageTooLarge) as info:
+        load_document(path, make_settings(max_image_pixels=1_000_000))
+    assert info.value.message == "The image has 9000000 pixels; the limit is 1000000 pixels"
 
 
 def test_tiff_with_huge_later_frame(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
