@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.local_guard import LocalGuard, parse_allowed_hosts
 from api.middleware import RequestContext
 from api.routes import documents, jobs, ops, query
 from api.service import Service
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.include_router(query.router)
     app.include_router(ops.router)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
+    app.add_middleware(
+        LocalGuard, allowed_hosts=parse_allowed_hosts(settings.allowed_hosts), keyless=settings.auth_disabled
+    )  # inside RequestContext: a refusal still gets its request id, metrics and log line
     app.add_middleware(RequestContext, metrics=service.metrics, max_upload_bytes=settings.max_upload_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

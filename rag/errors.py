@@ -34,6 +34,12 @@ class InvalidRequest(RagError):
     title = "Invalid request"
 
 
+class UnknownHost(RagError):
+    code = "unknown_host"
+    status = 400
+    title = "Not served for this host name"
+
+
 class NotFound(RagError):
     code = "not_found"
     status = 404
@@ -50,6 +56,11 @@ class Forbidden(RagError):
     code = "forbidden"
     status = 403
     title = "Not allowed for this key"
+
+
+class CrossSiteRequest(Forbidden):
+    code = "cross_site_request"
+    title = "Refused from another site's page"
 
 
 class RateLimited(RagError):

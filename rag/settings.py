@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
+    allowed_hosts: str = "localhost,127.0.0.1,::1"
+    """Host names served (comma-separated; ``*``: any, behind a proxy that checks ``Host``).
+    Other names get 400 ``unknown_host``: DNS rebinding cannot reach the service."""
     workers: int = 1
     max_queue_depth: int = 100
     max_question_chars: int = 2000
