@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.jobs import Job, JobQueue, JobSpec
-from ingest.loaders import LOADERS
+from ingest.loaders import LOADERS, check_document
 from ingest.sniff import sniff
 from rag.catalog import ACTIVE
 from rag.errors import InvalidRequest, TooLarge, UnsupportedType
@@ -137,6 +137,7 @@ def admit(
     kind = sniff(path)
     if kind not in LOADERS:  # the sniffer and the loaders agree; this keeps them honest
         raise UnsupportedType(f"no loader for {kind} files")
+    check_document(path, settings, kind)
     content = sha256 or file_sha256(path)
     return Admission(
         path=path,

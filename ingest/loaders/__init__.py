@@ -111,6 +111,19 @@ def load_document(path: Path, settings: Settings, kind: str | None = None) -> Lo
     return document
 
 
+def check_document(path: Path, settings: Settings, kind: str) -> None:
+    """The limits a file's own structure states (pages, page sizes, pixels, frames), checked at
+    intake so an upload over them answers 413 at once instead of a 202 and a failed job."""
+    if kind == "pdf":
+        from ingest.loaders.pdf import check_pdf
+
+        check_pdf(path, settings)
+    elif kind in ("png", "jpeg", "tiff"):
+        from ingest.loaders.image import check_image
+
+        check_image(path, settings)
+
+
 def single_page(
     kind: str, text: str, title: str | None, headings: tuple[Heading, ...] = ()
 ) -> LoadedDocument:
@@ -121,4 +134,4 @@ def single_page(
     return LoadedDocument(kind=kind, page_count=1, title=title or None, pages=iter((page,)))
 
 
-__all__ = ["LOADERS", "LoadedDocument", "Loader", "load_document", "single_page"]
+__all__ = ["LOADERS", "LoadedDocument", "Loader", "check_document", "load_document", "single_page"]

@@ -37,6 +37,12 @@ def load_image(path: Path, settings: Settings) -> LoadedDocument:
     return LoadedDocument(kind=kind, page_count=frames, title=None, pages=_pages(image, frames, settings))
 
 
+def check_image(path: Path, settings: Settings) -> None:
+    """Every frame's pixel count and the frame count, from headers only: at upload, before a job."""
+    with open_image(path.read_bytes(), settings) as image:
+        _check_frames(image, settings)
+
+
 def open_image(data: bytes, settings: Settings) -> Image.Image:
     """Open (header only) and refuse images over ``settings.max_image_pixels``."""
     # PIL only has a module-level bomb limit; set it from the settings on every call so it

@@ -76,6 +76,15 @@ def load_pdf(path: Path, settings: Settings) -> LoadedDocument:
     )
 
 
+def check_pdf(path: Path, settings: Settings) -> None:
+    """The page count and page sizes, as ``load_pdf`` checks them: at upload, before a job exists."""
+    data = path.read_bytes()
+    with apply_configuration(_PYPDF_LIMITS):
+        reader = _open(data)
+        _page_count(reader, settings)
+        _check_page_sizes(reader, settings)
+
+
 def _open(data: bytes) -> PdfReader:
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)

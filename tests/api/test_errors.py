@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from PIL import Image
 
 from api.auth import KeyRing
 from rag.llm.budget import BudgetLedger
@@ -36,6 +38,8 @@ def limits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             "RAG_MAX_TOP_K": "10",
             "RAG_RATE_LIMIT_PER_MINUTE": "60",
             "RAG_QUERY_DEADLINE_S": "0.001",
+            "RAG_MAX_PDF_PAGES": "3",
+            "RAG_MAX_IMAGE_PIXELS": "1000000",
         },
         name="limits",
     )
@@ -62,6 +66,12 @@ def test_upload_limits(limits: LiveServer, lim: httpx.Client) -> None:
     assert_problem(upload(lim, [("a.txt", b"text")], metadata="[1, 2]"), 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", data={"collection": "x"}, files=[]), 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", json={"files": []}), 422, "invalid_request")
+    # limits a file's own structure states are found at upload: 413 now, not a 202 and a failed job
+    four_pages = make_pdf([f"Page {n} of the orchard log." for n in range(4)])
+    assert_problem(upload(lim, [("long.pdf", four_pages)]), 413, "too_many_pages")
+    big = io.BytesIO()
+    Image.new("1", (1200, 1200)).save(big, format="PNG", optimize=True)
+    assert_problem(upload(lim, [("big.png", big.getvalue())]), 413, "image_too_large")
     uploads = limits.data_dir / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == []  # refused uploads leave no file behind
 
