@@ -64,6 +64,17 @@ def test_upload_limits(limits: LiveServer, lim: httpx.Client) -> None:
     # a trailing newline passed `re.match` with `$`: the upload was accepted and its job failed
     assert_problem(upload(lim, [("a.txt", b"text")], collection="docs\n"), 422, "invalid_request")
     assert_problem(upload(lim, [("a.txt", b"text")], metadata="[1, 2]"), 422, "invalid_request")
+    # only the fields an upload uses, each once: anything else is refused before it is buffered
+    assert_problem(upload(lim, [("a.txt", b"text")], padding="x" * 1000), 422, "invalid_request")
+    twice = lim.post(
+        "/v1/documents",
+        files=[
+            ("files", ("a.txt", b"text", "text/plain")),
+            ("collection", (None, b"a")),
+            ("collection", (None, b"b")),
+        ],
+    )
+    assert_problem(twice, 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", data={"collection": "x"}, files=[]), 422, "invalid_request")
     assert_problem(lim.post("/v1/documents", json={"files": []}), 422, "invalid_request")
     # limits a file's own structure states are found at upload: 413 now, not a 202 and a failed job
