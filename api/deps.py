@@ -41,6 +41,17 @@ def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Princi
     return require_admin(principal)
 
 
+def get_optional_principal(
+    service: Annotated[Service, Depends(get_service)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """Who calls an endpoint that also answers without a key (``/readyz``); ``None``: nobody known."""
+    if credentials is None and not service.settings.auth_disabled:
+        return None
+    return service.keyring.authenticate(credentials.credentials if credentials else None)
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
 TenantDep = Annotated[Principal, Depends(get_tenant)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]

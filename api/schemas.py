@@ -113,7 +113,8 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
-    checks: dict[str, Any]
+    checks: dict[str, Any] | None = None
+    """Each part's state, for the admin key only: it shows every tenant's activity."""
 
 
 def parse_metadata(raw: str | None) -> dict[str, Any]:

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
+    metrics_open: bool = False
+    """``/metrics`` without a key (a scraper on a private network); else it needs the admin key."""
     allowed_hosts: str = "localhost,127.0.0.1,::1"
     """Host names served (comma-separated; ``*``: any, behind a proxy that checks ``Host``).
     Other names get 400 ``unknown_host``: DNS rebinding cannot reach the service."""

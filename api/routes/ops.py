@@ -11,12 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from api.deps import AdminDep, ServiceDep
+from api.auth import require_admin
+from api.deps import AdminDep, OptionalPrincipalDep, ServiceDep
 from api.problems import PROBLEM_MEDIA_TYPE, describe_code, error_responses, problem_body
 from api.routes.jobs import job_out
 from api.schemas import Health, JobOut, Readiness
 from ingest.jobs import STATES
-from rag.errors import InvalidRequest, NotFound, NotReady
+from rag.errors import InvalidRequest, NotFound, NotReady, Unauthorized
 
 router = APIRouter()
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -34,13 +35,15 @@ async def healthz(service: ServiceDep) -> Health:
     tags=["ops"],
     summary="Index, models, providers (with breaker state), re-ranker, job workers",
 )
-async def readyz(service: ServiceDep) -> Any:
+async def readyz(service: ServiceDep, caller: OptionalPrincipalDep) -> Any:
+    """Ready or not for anyone (probes); which part is not, for the admin key only."""
     ready, found = await asyncio.to_thread(service.backend.readiness)
-    checks = jsonable_encoder(found)
+    checks = jsonable_encoder(found) if caller is not None and caller.admin else None
     if ready:
         return Readiness(ready=True, checks=checks)
     body = problem_body(NotReady("Some parts of the service are not ready", retry_after=5))
-    body["checks"] = checks
+    if checks is not None:
+        body["checks"] = checks
     return JSONResponse(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE, headers={"Retry-After": "5"})
 
 
@@ -48,10 +51,15 @@ async def readyz(service: ServiceDep) -> Any:
     "/metrics",
     tags=["ops"],
     summary="Prometheus metrics",
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses(401, 403)},
     response_class=Response,
 )
-async def metrics(service: ServiceDep) -> Response:
+async def metrics(service: ServiceDep, caller: OptionalPrincipalDep) -> Response:
+    """For the admin key, or anyone with ``RAG_METRICS_OPEN`` (a scraper on a private network)."""
+    if not service.settings.metrics_open:
+        if caller is None:
+            raise Unauthorized("/metrics needs the admin key (or RAG_METRICS_OPEN=true)")
+        require_admin(caller)
     body, content_type = service.metrics.render()
     return Response(body, media_type=content_type)
 

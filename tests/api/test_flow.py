@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, LiveServer, upload, wait_job
+from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, LiveServer, assert_problem, upload, wait_job
 from tests.api.pdfgen import make_pdf
 
 pytestmark = pytest.mark.slow
@@ -153,7 +153,14 @@ def test_request_id_is_echoed_and_metrics_use_route_templates(live: LiveServer) 
         assert resp.headers["x-request-id"] == "test-request-0001"
         assert resp.json()["request_id"] == "test-request-0001"
         assert client.get("/healthz").json()["status"] == "ok"
-    metrics = httpx.get(live.url + "/metrics").text
+    # every tenant's activity: the admin key's, not a tenant's, and not anyone's
+    assert_problem(httpx.get(live.url + "/metrics"), 401, "unauthorized")
+    with live.client(ALPHA_KEY) as client:
+        assert_problem(client.get("/metrics"), 403, "forbidden")
+        assert client.get("/readyz").json() == {"ready": True, "checks": None}
+    with live.client(ADMIN_KEY) as admin:
+        metrics = admin.get("/metrics").text
+        assert admin.get("/readyz").json()["checks"]
     assert 'rag_http_requests_total{method="GET",route="/v1/jobs/{job_id}",status="404"}' in metrics
     assert "does-not-exist" not in metrics
     assert re.search(r'rag_ingest_jobs\{state="succeeded"\} [1-9]', metrics)
