@@ -49,10 +49,25 @@ $("upload-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// Polite polling: slower as a job runs on, and a 429, a 5xx or a lost connection means "ask
+// again later" (after Retry-After when the server says), never that the job failed.
+const POLL_FIRST_MS = 700, POLL_MAX_MS = 5000, RETRY_MAX_MS = 30000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 async function followJob(li, name, jobId) {
   li.dataset.job = jobId;
+  let delay = POLL_FIRST_MS;
   for (;;) {
-    const resp = await fetch("/v1/jobs/" + jobId, { headers: headers() });
+    let resp = null;
+    try { resp = await fetch("/v1/jobs/" + jobId, { headers: headers() }); } catch (e) { resp = null; }
+    if (!resp || resp.status === 429 || resp.status >= 500) {
+      const after = resp ? Number(resp.headers.get("Retry-After")) * 1000 : 0;
+      delay = Math.min(Math.max(delay * 2, after || 0), RETRY_MAX_MS);
+      li.dataset.waiting = "true";
+      await sleep(delay);
+      continue;
+    }
+    li.dataset.waiting = "false";
     if (!resp.ok) { li.dataset.state = "failed"; li.textContent = name + ": " + (await problemText(resp)); return; }
     const job = await resp.json();
     li.dataset.state = job.state;
@@ -63,7 +78,8 @@ async function followJob(li, name, jobId) {
     if (job.state === "failed" && job.error) line += ": " + job.error.message + " (" + job.error.code + ")";
     li.textContent = line;
     if (job.state === "succeeded" || job.state === "failed") return;
-    await new Promise((r) => setTimeout(r, 700));
+    await sleep(delay);
+    delay = Math.min(delay * 1.5, POLL_MAX_MS);
   }
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,50 @@ def test_upload_ask_and_see_citations(live: LiveServer, browser: object, tmp_pat
     assert first.find_element(By.CLASS_NAME, "doc").text == "orchard.pdf"
     assert "2" in first.find_element(By.CLASS_NAME, "pages").text
     assert "quince" in first.find_element(By.CLASS_NAME, "snippet").text
+
+
+POLITE_KEY = "polite-key-0123456789abcdef"
+
+
+@pytest.fixture
+def rate_limited(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(
+        tmp_path / "var", {"RAG_API_KEYS": f"{POLITE_KEY}:polite", "RAG_RATE_LIMIT_PER_MINUTE": "6"}, "polite"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_the_page_keeps_following_a_job_through_a_429(
+    rate_limited: LiveServer, browser: object, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    document = tmp_path / "ledger.pdf"  # long enough that the job is still running when polls get 429
+    document.write_bytes(
+        make_pdf(
+            [
+                f"Ledger page {n}. The west orchard sold {n * 7} crates of pears to buyer {n}."
+                for n in range(80)
+            ]
+        )
+    )
+    driver.get(rate_limited.url + "/")
+    driver.find_element(By.ID, "api-key").send_keys(POLITE_KEY)
+    driver.find_element(By.ID, "files").send_keys(str(document))
+    driver.find_element(By.ID, "upload-btn").click()
+    job = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs li[data-state]"))[
+        0
+    ]
+    assert job.get_attribute("data-state") in ("queued", "running")
+    with rate_limited.client(POLITE_KEY) as client:  # the same key: the page's next polls get 429
+        assert any(client.get("/v1/documents").status_code == 429 for _ in range(8))
+    WebDriverWait(driver, 30).until(lambda d: job.get_attribute("data-waiting") == "true")
+    assert job.get_attribute("data-state") in ("queued", "running")  # a 429 is "later", not "failed"
+    WebDriverWait(driver, 120).until(lambda d: job.get_attribute("data-state") in ("succeeded", "failed"))
+    assert job.get_attribute("data-state") == "succeeded", job.text
+    assert "status=429" in rate_limited.log_text()
