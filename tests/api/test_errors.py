@@ -131,11 +131,15 @@ def test_routes_methods_and_problem_types(lim: httpx.Client) -> None:
 
 
 def test_failed_job_reports_its_error(lim: httpx.Client) -> None:
+    # a PDF whose structure cannot be read is refused at upload, before a job exists
     broken = make_pdf(["A page that will be cut off."])[:-120]  # no xref, no trailer
-    (item,) = upload(lim, [("broken.pdf", broken)], collection="broken").json()["items"]
+    assert_problem(upload(lim, [("broken.pdf", broken)], collection="broken"), 422, "corrupt_document")
+    # one that opens but holds no text fails in its job (the text is only found by reading it)
+    blank = make_pdf([""])
+    (item,) = upload(lim, [("blank.pdf", blank)], collection="broken").json()["items"]
     job = wait_job(lim, item["job_id"])
     assert job["state"] == "failed" and job["attempts"] == 1  # a bad document is not retried
-    assert job["error"]["code"] in ("corrupt_document", "no_text") and job["error"]["message"]
+    assert job["error"]["code"] == "no_text" and job["error"]["message"]
     doc = lim.get(f"/v1/documents/{item['document_id']}").json()
     assert doc["state"] == "failed" and doc["error"] == job["error"]
 
