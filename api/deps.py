@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, require_admin, require_tenant
 from api.service import Service
+from rag.errors import Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="An API key: 'Authorization: Bearer KEY'")
 
@@ -23,7 +24,12 @@ def get_principal(
     service: Annotated[Service, Depends(get_service)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    principal = service.keyring.authenticate(credentials.credentials if credentials else None)
+    try:
+        principal = service.keyring.authenticate(credentials.credentials if credentials else None)
+    except Unauthorized:
+        # each failure spends one of the address's tokens; past them, 429 before the 401
+        service.failed_auth.check("auth:" + (request.client.host if request.client else "unknown"))
+        raise
     request.state.principal = principal
     service.limiter.check(principal.key_id if principal.key_id != "local" else _client(request))
     return principal

@@ -29,6 +29,8 @@ class Service:
         self.settings = settings
         self.keyring = KeyRing.from_settings(settings)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.failed_auth = RateLimiter(settings.failed_auth_per_minute)
+        """Failed authentications per client address: guessing keys is slowed to this pace."""
         self.metrics = ApiMetrics(registry)
         self.backend = Backend(
             settings,

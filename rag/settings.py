@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     max_top_k: int = 50
     rate_limit_per_minute: int = 120
+    failed_auth_per_minute: int = 20
+    """Failed authentications a client address may make a minute (then 429); 0: no limit."""
     query_deadline_s: float = 60.0
     samples_dir: Path | None = None
 

@@ -154,6 +154,16 @@ def test_rate_limit_is_per_key(limits: LiveServer, lim: httpx.Client) -> None:
     assert lim.get("/v1/documents").status_code == 200  # another key is not slowed down
 
 
+def test_failed_authentication_is_throttled_per_address(limits: LiveServer, lim: httpx.Client) -> None:
+    with limits.client("guessed-key-0000000000000000") as guesser:
+        statuses = [guesser.get("/v1/documents") for _ in range(30)]
+    assert statuses[0].status_code == 401
+    throttled = [r for r in statuses if r.status_code == 429]
+    assert len(throttled) >= 5  # 20 failures a minute by default
+    assert_problem(throttled[0], 429, "rate_limited")
+    assert lim.get("/v1/documents").status_code == 200  # a valid key from the same address is served
+
+
 # --- a chain of real HTTP providers (the fake speaks the OpenAI wire format) ------------------
 
 
