@@ -203,6 +203,13 @@ class JobStore(SqliteStore):
         found = {r[0]: int(r[1]) for r in rows}
         return {s: found.get(s, 0) for s in STATES}
 
+    def queued_for(self, tenant: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
+            ).fetchone()
+        return int(row[0])
+
     def any_for_collection(self, collection: str) -> bool:
         with self._lock:
             row = self._conn.execute(
@@ -225,12 +232,25 @@ class JobStore(SqliteStore):
         """Queue ``specs`` all at once or not at all; ``(job, created)`` per spec.
 
         A document that already has a queued or running job gets that job back (no second
-        job for the same content); past ``max_depth`` queued jobs, ``QueueFull``.
+        job for the same content); past ``max_depth`` queued jobs *of the uploading tenant*,
+        ``QueueFull`` (one tenant's backlog never fills another's queue, and its 429 counts only
+        the tenant's own jobs).
         """
         now = time.time()
         out: list[tuple[str, bool]] = []
+        tenants = {spec.tenant for spec in specs}
         with self.transaction() as conn:
-            queued = int(conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,)).fetchone()[0])
+            queued = max(
+                (
+                    int(
+                        conn.execute(
+                            "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
+                        ).fetchone()[0]
+                    )
+                    for tenant in tenants
+                ),
+                default=0,
+            )
             fresh: dict[str, str] = {}
             for spec in specs:
                 row = conn.execute(
@@ -245,7 +265,8 @@ class JobStore(SqliteStore):
                     continue
                 if queued + len(fresh) + 1 > max_depth:
                     raise QueueFull(
-                        f"{queued} documents are waiting to be ingested (limit {max_depth}); try again later",
+                        f"{queued} of your documents are waiting to be ingested (limit {max_depth});"
+                        " try again later",
                         retry_after=self._retry_after(queued, workers),
                     )
                 job_id = uuid.uuid4().hex
@@ -288,8 +309,13 @@ class JobStore(SqliteStore):
         now = time.time()
         token = secrets.token_hex(8)
         with self.transaction() as conn:
+            # round robin across tenants: the tenant whose last job started longest ago (or never)
+            # goes first, so a backlog delays another tenant's first document by one job at most
             row = conn.execute(
-                "SELECT id FROM jobs WHERE state = ? AND not_before <= ? ORDER BY seq LIMIT 1", (QUEUED, now)
+                "SELECT q.id FROM jobs q LEFT JOIN (SELECT tenant, MAX(started_at) AS last FROM jobs"
+                " WHERE started_at IS NOT NULL GROUP BY tenant) t ON t.tenant = q.tenant"
+                " WHERE q.state = ? AND q.not_before <= ? ORDER BY COALESCE(t.last, 0), q.seq LIMIT 1",
+                (QUEUED, now),
             ).fetchone()
             if row is None:
                 return None
@@ -458,13 +484,13 @@ class JobQueue:
         self._wake.set()
         return jobs
 
-    def check_capacity(self, incoming: int = 1) -> None:
-        """Refuse early, before an upload is read, when the queue is already full."""
-        queued = self.store.counts()[QUEUED]
+    def check_capacity(self, tenant: str, incoming: int = 1) -> None:
+        """Refuse early, before an upload is read, when the tenant's queue is already full."""
+        queued = self.store.queued_for(tenant)
         if queued + incoming > self.settings.max_queue_depth:
             raise QueueFull(
-                f"{queued} documents are waiting to be ingested (limit {self.settings.max_queue_depth});"
-                " try again later",
+                f"{queued} of your documents are waiting to be ingested"
+                f" (limit {self.settings.max_queue_depth}); try again later",
                 retry_after=self.store._retry_after(queued, self.settings.workers),
             )
 

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     Other names get 400 ``unknown_host``: DNS rebinding cannot reach the service."""
     workers: int = 1
     max_queue_depth: int = 100
+    """Queued ingestion jobs per tenant (429 ``queue_full`` past it, counting only the tenant's)."""
     max_question_chars: int = 2000
     max_top_k: int = 50
     rate_limit_per_minute: int = 120

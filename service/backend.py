@@ -219,9 +219,9 @@ class Backend:
 
     # --- intake and jobs --------------------------------------------------------
 
-    def check_capacity(self, incoming: int = 1) -> None:
-        """``QueueFull`` before an upload is even read, when the queue has no room."""
-        self.runtime.jobs.check_capacity(incoming)
+    def check_capacity(self, tenant: str, incoming: int = 1) -> None:
+        """``QueueFull`` before an upload is even read, when the tenant's queue has no room."""
+        self.runtime.jobs.check_capacity(tenant, incoming)
 
     def admit(
         self,

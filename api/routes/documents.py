@@ -108,7 +108,7 @@ def find_document(service: Service, principal: Principal, doc_id: str) -> Docume
 )
 async def upload(request: Request, service: ServiceDep, principal: TenantDep) -> JSONResponse:
     settings = service.settings
-    service.backend.check_capacity(1)
+    service.backend.check_capacity(principal.tenant, 1)
     form = await receive_upload(
         request,
         settings.uploads_dir,

@@ -56,6 +56,27 @@ def test_backpressure_refuses_all_or_nothing(store: JobStore, tmp_path: Path) ->
     assert store.counts()[QUEUED] == 3
 
 
+def test_one_tenants_backlog_fills_only_its_own_queue(store: JobStore, tmp_path: Path) -> None:
+    store.submit([spec(tmp_path, f"a{n}", tenant="alpha") for n in range(3)], max_depth=3)
+    with pytest.raises(QueueFull) as caught:
+        store.submit([spec(tmp_path, "a3", tenant="alpha")], max_depth=3)
+    assert "3 of your documents" in caught.value.message  # its own count, nobody else's
+    [(job, created)] = store.submit([spec(tmp_path, "b0", tenant="beta")], max_depth=3)
+    assert created and store.queued_for("beta") == 1 and store.queued_for("alpha") == 3
+
+
+def test_workers_take_tenants_in_turn(store: JobStore, tmp_path: Path) -> None:
+    store.submit([spec(tmp_path, f"a{n}", tenant="alpha") for n in range(20)], max_depth=50)
+    first = store.claim()
+    assert first is not None and first.tenant == "alpha"
+    # beta's first document arrives behind alpha's twenty: it is the very next one taken
+    store.submit([spec(tmp_path, "b0", tenant="beta")], max_depth=50)
+    second = store.claim()
+    assert second is not None and second.tenant == "beta" and second.document_id == "b0"
+    third = store.claim()
+    assert third is not None and third.tenant == "alpha" and third.document_id == "a1"  # alpha in order
+
+
 def test_recover_requeues_running_jobs_until_attempts_are_spent(store: JobStore, tmp_path: Path) -> None:
     [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
     store.claim()  # attempt 1, then the process "dies"
