@@ -61,7 +61,7 @@ def test_one_tenants_backlog_fills_only_its_own_queue(store: JobStore, tmp_path:
     with pytest.raises(QueueFull) as caught:
         store.submit([spec(tmp_path, "a3", tenant="alpha")], max_depth=3)
     assert "3 of your documents" in caught.value.message  # its own count, nobody else's
-    [(job, created)] = store.submit([spec(tmp_path, "b0", tenant="beta")], max_depth=3)
+    [(_, created)] = store.submit([spec(tmp_path, "b0", tenant="beta")], max_depth=3)
     assert created and store.queued_for("beta") == 1 and store.queued_for("alpha") == 3
 
 
