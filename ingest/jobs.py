@@ -385,6 +385,17 @@ class JobStore(SqliteStore):
                 (QUEUED, time.time(), job.id, job.run_token, RUNNING),
             )
 
+    def cancel_queued_job(self, job_id: str) -> bool:
+        """Fail one queued job as cancelled; ``False`` when it is not queued (any more)."""
+        now = time.time()
+        with self.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
+                " updated_at = ? WHERE id = ? AND state = ?",
+                (FAILED, JobCancelled.code, "the job was cancelled before it ran", now, now, job_id, QUEUED),
+            ).rowcount
+        return bool(changed)
+
     def cancel_queued(self, document_id: str) -> list[Job]:
         """Fail the queued jobs of a deleted document so they do not bring it back."""
         now = time.time()
@@ -447,6 +458,8 @@ class JobQueue:
         self._threads: list[threading.Thread] = []
         self._running: dict[str, Job] = {}
         self._running_lock = threading.Lock()
+        self._cancelled: set[str] = set()
+        """Running jobs asked to stop: their next progress report raises ``JobCancelled``."""
         self.on_finished: Callable[[Job, str, float], None] | None = None
 
     # --- lifecycle --------------------------------------------------------------
@@ -484,6 +497,17 @@ class JobQueue:
         self._wake.set()
         return jobs
 
+    def cancel(self, job_id: str) -> bool:
+        """Stop a queued job at once or a running one at its next progress report (pages and
+        batches of chunks: seconds); ``False`` when the job has already ended."""
+        if self.store.cancel_queued_job(job_id):
+            return True
+        with self._running_lock:
+            if job_id in self._running:
+                self._cancelled.add(job_id)
+                return True
+        return False
+
     def check_capacity(self, tenant: str, incoming: int = 1) -> None:
         """Refuse early, before an upload is read, when the tenant's queue is already full."""
         queued = self.store.queued_for(tenant)
@@ -519,6 +543,8 @@ class JobQueue:
 
         def report(update: dict[str, Any]) -> None:
             nonlocal last_write, last_stage
+            if job.id in self._cancelled:  # nothing is written before the end: stopping here is clean
+                raise JobCancelled("the job was cancelled while it ran")
             progress.update(update)
             now = time.monotonic()
             if now - last_write >= _PROGRESS_EVERY_S or progress.get("stage") != last_stage:
@@ -546,6 +572,7 @@ class JobQueue:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
+                self._cancelled.discard(job.id)
         if state == FAILED:
             Path(job.path).unlink(missing_ok=True)
         seconds = time.perf_counter() - started

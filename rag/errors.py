@@ -333,7 +333,7 @@ class NotReady(DependencyUnavailable):
 
 
 class JobCancelled(Conflict):
-    """A queued ingestion job whose document was deleted before it ran."""
+    """An ingestion job cancelled by its owner, or whose document was deleted before it ran."""
 
     code = "cancelled"
     title = "The job was cancelled"

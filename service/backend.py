@@ -219,6 +219,10 @@ class Backend:
 
     # --- intake and jobs --------------------------------------------------------
 
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued or running ingestion job (see ``ingest.jobs.JobQueue.cancel``)."""
+        return self.runtime.jobs.cancel(job_id)
+
     def check_capacity(self, tenant: str, incoming: int = 1) -> None:
         """``QueueFull`` before an upload is even read, when the tenant's queue has no room."""
         self.runtime.jobs.check_capacity(tenant, incoming)

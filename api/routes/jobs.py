@@ -11,7 +11,7 @@ from api.deps import ServiceDep, TenantDep
 from api.problems import error_responses
 from api.schemas import JobError, JobOut, JobProgress
 from ingest.jobs import Job
-from rag.errors import NotFound
+from rag.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -55,3 +55,20 @@ async def get_job(job_id: str, service: ServiceDep, principal: TenantDep) -> Job
     if job is None or not principal.owns(job.collection):
         raise NotFound(f"job {job_id[:64]} not found")
     return job_out(principal, job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    response_model=JobOut,
+    responses=error_responses(401, 403, 404, 409, 429),
+    summary="Cancel a queued or running ingestion job (it ends failed, code `cancelled`)",
+)
+async def cancel_job(job_id: str, service: ServiceDep, principal: TenantDep) -> JobOut:
+    job = service.backend.job(job_id)
+    if job is None or not principal.owns(job.collection):
+        raise NotFound(f"job {job_id[:64]} not found")
+    if not service.backend.cancel_job(job_id):
+        raise Conflict(f"job {job_id[:64]} has already ended ({job.state})")
+    found = service.backend.job(job_id)
+    return job_out(principal, found or job)

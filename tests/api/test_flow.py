@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, LiveServer, assert_problem, upload, wait_job
+from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, BETA_KEY, LiveServer, assert_problem, upload, wait_job
 from tests.api.pdfgen import make_pdf
 
 pytestmark = pytest.mark.slow
@@ -164,3 +165,24 @@ def test_request_id_is_echoed_and_metrics_use_route_templates(live: LiveServer) 
     assert 'rag_http_requests_total{method="GET",route="/v1/jobs/{job_id}",status="404"}' in metrics
     assert "does-not-exist" not in metrics
     assert re.search(r'rag_ingest_jobs\{state="succeeded"\} [1-9]', metrics)
+
+
+def test_a_running_job_is_cancelled_by_its_owner_only(live: LiveServer) -> None:
+    ledger = make_pdf(
+        [f"Ledger page {n}. The north orchard sold {n * 11} crates to buyer {n}." for n in range(150)]
+    )
+    with live.client(ALPHA_KEY) as alpha, live.client(BETA_KEY) as beta:
+        (item,) = upload(alpha, [("ledger.pdf", ledger)], collection="cancel").json()["items"]
+        job_id = item["job_id"]
+        deadline = time.monotonic() + 60
+        while alpha.get(f"/v1/jobs/{job_id}").json()["state"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert_problem(beta.delete(f"/v1/jobs/{job_id}"), 404, "not_found")  # another tenant's id
+        resp = alpha.delete(f"/v1/jobs/{job_id}")
+        assert resp.status_code == 202, resp.text
+        job = wait_job(alpha, job_id, timeout=30)
+        assert job["state"] == "failed" and job["error"]["code"] == "cancelled"
+        assert job["attempts"] == 1  # a cancelled job is not retried
+        listed = alpha.get("/v1/documents", params={"collection": "cancel"}).json()["documents"]
+        assert all(d["state"] != "indexed" for d in listed)  # nothing of it was indexed
+        assert_problem(alpha.delete(f"/v1/jobs/{job_id}"), 409, "conflict")  # it has ended
