@@ -19,24 +19,30 @@ def get_service(request: Request) -> Service:
     return service
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _authenticate(
+    request: Request, service: Service, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    try:
+        return service.keyring.authenticate(credentials.credentials if credentials else None)
+    except Unauthorized:
+        # each failure spends one of the address's tokens; past them, 429 before the 401
+        service.failed_auth.check("auth:" + _address(request))
+        raise
+
+
 def get_principal(
     request: Request,
     service: Annotated[Service, Depends(get_service)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    try:
-        principal = service.keyring.authenticate(credentials.credentials if credentials else None)
-    except Unauthorized:
-        # each failure spends one of the address's tokens; past them, 429 before the 401
-        service.failed_auth.check("auth:" + (request.client.host if request.client else "unknown"))
-        raise
+    principal = _authenticate(request, service, credentials)
     request.state.principal = principal
-    service.limiter.check(principal.key_id if principal.key_id != "local" else _client(request))
+    service.limiter.check(principal.key_id if principal.key_id != "local" else "local:" + _address(request))
     return principal
-
-
-def _client(request: Request) -> str:
-    return "local:" + (request.client.host if request.client else "unknown")
 
 
 def get_tenant(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -48,13 +54,14 @@ def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Princi
 
 
 def get_optional_principal(
+    request: Request,
     service: Annotated[Service, Depends(get_service)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | None:
     """Who calls an endpoint that also answers without a key (``/readyz``); ``None``: nobody known."""
     if credentials is None and not service.settings.auth_disabled:
         return None
-    return service.keyring.authenticate(credentials.credentials if credentials else None)
+    return _authenticate(request, service, credentials)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

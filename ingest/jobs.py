@@ -116,6 +116,14 @@ class Job:
         return self.state in (SUCCEEDED, FAILED)
 
 
+def _queued_for(conn: sqlite3.Connection, tenant: str) -> int:
+    """The tenant's queued jobs: what its queue limit counts."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
+    ).fetchone()
+    return int(row[0])
+
+
 def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
@@ -205,10 +213,7 @@ class JobStore(SqliteStore):
 
     def queued_for(self, tenant: str) -> int:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
-            ).fetchone()
-        return int(row[0])
+            return _queued_for(self._conn, tenant)
 
     def any_for_collection(self, collection: str) -> bool:
         with self._lock:
@@ -240,17 +245,7 @@ class JobStore(SqliteStore):
         out: list[tuple[str, bool]] = []
         tenants = {spec.tenant for spec in specs}
         with self.transaction() as conn:
-            queued = max(
-                (
-                    int(
-                        conn.execute(
-                            "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
-                        ).fetchone()[0]
-                    )
-                    for tenant in tenants
-                ),
-                default=0,
-            )
+            queued = max((_queued_for(conn, tenant) for tenant in tenants), default=0)
             fresh: dict[str, str] = {}
             for spec in specs:
                 row = conn.execute(

@@ -67,9 +67,7 @@ def load_pdf(path: Path, settings: Settings) -> LoadedDocument:
     if not data:
         raise EmptyDocument("The file is empty (0 bytes)")
     with apply_configuration(_PYPDF_LIMITS):
-        reader = _open(data)
-        page_count = _page_count(reader, settings)
-        _check_page_sizes(reader, settings)
+        reader, page_count = _validated(data, settings)
         title = _title(reader)
     return LoadedDocument(
         kind="pdf", page_count=page_count, title=title, pages=_pages(reader, data, page_count, settings)
@@ -78,11 +76,16 @@ def load_pdf(path: Path, settings: Settings) -> LoadedDocument:
 
 def check_pdf(path: Path, settings: Settings) -> None:
     """The page count and page sizes, as ``load_pdf`` checks them: at upload, before a job exists."""
-    data = path.read_bytes()
     with apply_configuration(_PYPDF_LIMITS):
-        reader = _open(data)
-        _page_count(reader, settings)
-        _check_page_sizes(reader, settings)
+        _validated(path.read_bytes(), settings)
+
+
+def _validated(data: bytes, settings: Settings) -> tuple[PdfReader, int]:
+    """Opened (decrypted if it may be), its page count and page sizes within the limits."""
+    reader = _open(data)
+    page_count = _page_count(reader, settings)
+    _check_page_sizes(reader, settings)
+    return reader, page_count
 
 
 def _open(data: bytes) -> PdfReader:
