@@ -28,6 +28,11 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 UPLOAD_PATH = "/v1/documents"
 
 
+def header_map(scope: Scope) -> dict[str, str]:
+    """An ASGI request's headers by lower-case name (the last of a repeated one)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
 class RequestContext:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_upload_bytes: int) -> None:
         self.app = app
@@ -38,7 +43,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = header_map(scope)
         offered = headers.get(REQUEST_ID_HEADER.lower(), "")
         request_id = offered if _CLIENT_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
