@@ -55,7 +55,12 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.add_middleware(
         LocalGuard, allowed_hosts=parse_allowed_hosts(settings.allowed_hosts), keyless=settings.auth_disabled
     )  # inside RequestContext: a refusal still gets its request id, metrics and log line
-    app.add_middleware(RequestContext, metrics=service.metrics, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestContext,
+        metrics=service.metrics,
+        max_upload_bytes=settings.max_upload_bytes,
+        body_idle_timeout_s=settings.body_idle_timeout_s,
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

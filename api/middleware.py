@@ -7,6 +7,7 @@ problem+json body with the request id, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.limits import JSON_BODY_LIMIT, MAX_FILES_PER_UPLOAD
 from api.metrics import ApiMetrics
 from api.problems import internal_error_response, problem_response
-from rag.errors import TooLarge
+from rag.errors import RequestTimeout, TooLarge
 from rag.logs import log_event, request_id_var
 
 log = logging.getLogger("rag.api")
@@ -34,10 +35,13 @@ def header_map(scope: Scope) -> dict[str, str]:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_upload_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ApiMetrics, max_upload_bytes: int, body_idle_timeout_s: float
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.upload_limit = max_upload_bytes * MAX_FILES_PER_UPLOAD + 1024 * 1024
+        self.body_idle_timeout_s = body_idle_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,13 +66,22 @@ class RequestContext:
             await send(message)
 
         received = [0]
+        body_done = [False]
 
         async def counted_receive() -> Message:
-            message = await receive()
+            if body_done[0]:  # later calls wait for a disconnect (a streamed answer): not timed
+                return await receive()
+            try:  # a body that stops arriving holds a connection and a task: not for long
+                message = await asyncio.wait_for(receive(), self.body_idle_timeout_s)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"no part of the request body arrived for {self.body_idle_timeout_s:g} s"
+                ) from None
             if message["type"] == "http.request":
                 received[0] += len(message.get("body", b""))
                 if received[0] > limit:
                     raise TooLarge(f"the request body is larger than {limit} bytes")
+                body_done[0] = not message.get("more_body", False)
             return message
 
         self.metrics.in_flight.inc()
@@ -80,7 +93,7 @@ class RequestContext:
                 )
             else:
                 await self.app(scope, counted_receive, send_with_id)
-        except TooLarge as exc:
+        except (TooLarge, RequestTimeout) as exc:
             if not response_started[0]:
                 await problem_response(exc)(scope, receive, send_with_id)
         except Exception:

@@ -27,6 +27,7 @@ from rag.errors import (
     RateLimited,
     TooLarge,
     Unauthorized,
+    error_classes,
 )
 from rag.logs import redact, request_id_var
 
@@ -166,20 +167,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def describe_code(code: str) -> dict[str, Any] | None:
     """The title and status of an error code, for ``GET /problems/{code}``."""
-    for cls in _all_error_classes():
+    for cls in error_classes():
         if cls.code == code:
             return {"code": cls.code, "title": cls.title, "status": cls.status}
     return None
-
-
-def _all_error_classes() -> list[type[RagError]]:
-    seen: list[type[RagError]] = []
-    pending: list[type[RagError]] = [RagError]
-    while pending:
-        cls = pending.pop()
-        seen.append(cls)
-        pending.extend(cls.__subclasses__())
-    return seen
 
 
 __all__ = [

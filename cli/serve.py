@@ -19,6 +19,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.connections import protocol_with_header_deadline
 
     updates: dict[str, Any] = {}
     if args.host:
@@ -42,6 +43,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,  # keep the project's logging (request ids, redaction)
         access_log=False,  # the app logs each request itself, with its request id
         timeout_graceful_shutdown=10,
+        http=protocol_with_header_deadline(settings.header_timeout_s),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
     )
     server = uvicorn.Server(config)
     print(

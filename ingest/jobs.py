@@ -5,7 +5,9 @@ hears about it, a worker claims it in a transaction, and a process that dies mid
 leaves it ``running`` with no live owner. The process that next holds the data
 directory's writer lock re-queues such jobs at start-up, so the work is retried; the
 index's content-derived ids and its version switch make a retry land exactly once.
-Attempts are bounded, so a document that kills the process every time ends ``failed``.
+A job the process died during is retried once (``CRASH_ATTEMPTS``): a document that kills
+the service would otherwise do it again at each restart. A document that fails on its own
+merits (``DocumentError``, ``resource_limit`` among them) is never retried.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ _ADDED_COLUMNS = (("content_sha256", "TEXT"), ("kind", "TEXT"), ("size_bytes", "
 """Columns a jobs table made by an earlier version lacks (intake's facts); added on open."""
 
 DEFAULT_MAX_ATTEMPTS = 3
+"""Attempts of a job whose failures are worth retrying (a dependency's 5xx)."""
+CRASH_ATTEMPTS = 2
+"""Attempts of a job the process died during: the first and one retry."""
 _PROGRESS_EVERY_S = 0.25
 _POLL_S = 0.5
 
@@ -116,12 +121,13 @@ class Job:
         return self.state in (SUCCEEDED, FAILED)
 
 
-def _queued_for(conn: sqlite3.Connection, tenant: str) -> int:
-    """The tenant's queued jobs: what its queue limit counts."""
+def _queued_for(conn: sqlite3.Connection, tenant: str) -> tuple[int, int]:
+    """The tenant's queued jobs and their bytes: what its queue limits count."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM jobs WHERE state = ? AND tenant = ?", (QUEUED, tenant)
+        "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs WHERE state = ? AND tenant = ?",
+        (QUEUED, tenant),
     ).fetchone()
-    return int(row[0])
+    return int(row[0]), int(row[1])
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -211,7 +217,8 @@ class JobStore(SqliteStore):
         found = {r[0]: int(r[1]) for r in rows}
         return {s: found.get(s, 0) for s in STATES}
 
-    def queued_for(self, tenant: str) -> int:
+    def queued_for(self, tenant: str) -> tuple[int, int]:
+        """The tenant's queued jobs and their bytes."""
         with self._lock:
             return _queued_for(self._conn, tenant)
 
@@ -233,19 +240,23 @@ class JobStore(SqliteStore):
 
     # --- writes -----------------------------------------------------------------
 
-    def submit(self, specs: list[JobSpec], max_depth: int, workers: int = 1) -> list[tuple[Job, bool]]:
+    def submit(
+        self, specs: list[JobSpec], max_depth: int, workers: int = 1, max_bytes: int | None = None
+    ) -> list[tuple[Job, bool]]:
         """Queue ``specs`` all at once or not at all; ``(job, created)`` per spec.
 
         A document that already has a queued or running job gets that job back (no second
-        job for the same content); past ``max_depth`` queued jobs *of the uploading tenant*,
-        ``QueueFull`` (one tenant's backlog never fills another's queue, and its 429 counts only
-        the tenant's own jobs).
+        job for the same content); past ``max_depth`` queued jobs or ``max_bytes`` queued bytes
+        *of the uploading tenant*, ``QueueFull`` (one tenant's backlog never fills another's
+        queue, and its 429 counts only the tenant's own jobs).
         """
         now = time.time()
         out: list[tuple[str, bool]] = []
         tenants = {spec.tenant for spec in specs}
         with self.transaction() as conn:
-            queued = max((_queued_for(conn, tenant) for tenant in tenants), default=0)
+            held = [_queued_for(conn, tenant) for tenant in tenants]
+            queued = max((count for count, _ in held), default=0)
+            queued_bytes = max((size for _, size in held), default=0)
             fresh: dict[str, str] = {}
             for spec in specs:
                 row = conn.execute(
@@ -263,6 +274,13 @@ class JobStore(SqliteStore):
                         f"{queued} of your documents are waiting to be ingested (limit {max_depth});"
                         " try again later",
                         retry_after=self._retry_after(queued, workers),
+                    )
+                queued_bytes += spec.size_bytes or 0
+                if max_bytes is not None and queued_bytes > max_bytes:
+                    raise QueueFull(
+                        f"your documents waiting to be ingested would come to {queued_bytes:,} bytes"
+                        f" (limit {max_bytes:,}); try again later",
+                        retry_after=self._retry_after(queued + len(fresh), workers),
                     )
                 job_id = uuid.uuid4().hex
                 conn.execute(
@@ -414,13 +432,15 @@ class JobStore(SqliteStore):
         return [_row_to_job(r) for r in rows]
 
     def recover(self) -> dict[str, int]:
-        """Re-queue jobs a dead process left ``running``; only call while holding the writer lock."""
+        """Re-queue jobs a dead process left ``running`` once (``CRASH_ATTEMPTS``); fail them after
+        a second death. Only call while holding the writer lock."""
         now = time.time()
+        attempts = min(self.max_attempts, CRASH_ATTEMPTS)
         with self.transaction() as conn:
             requeued = conn.execute(
                 "UPDATE jobs SET state = ?, run_token = NULL, updated_at = ?, progress = ?"
                 " WHERE state = ? AND attempts < ?",
-                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, self.max_attempts),
+                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, attempts),
             ).rowcount
             exhausted = conn.execute(
                 "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
@@ -428,7 +448,7 @@ class JobStore(SqliteStore):
                 (
                     FAILED,
                     "interrupted",
-                    f"the service stopped during each of {self.max_attempts} attempts",
+                    "the service stopped during the job and again during its retry",
                     now,
                     now,
                     RUNNING,
@@ -488,7 +508,8 @@ class JobQueue:
     # --- API --------------------------------------------------------------------
 
     def submit(self, specs: list[JobSpec]) -> list[tuple[Job, bool]]:
-        jobs = self.store.submit(specs, self.settings.max_queue_depth, self.settings.workers)
+        max_bytes = self.settings.max_queued_mb * 1024 * 1024
+        jobs = self.store.submit(specs, self.settings.max_queue_depth, self.settings.workers, max_bytes)
         self._wake.set()
         return jobs
 
@@ -503,9 +524,24 @@ class JobQueue:
                 return True
         return False
 
+    def cancel_and_wait(self, job_id: str, timeout_s: float) -> Job | None:
+        """Cancel a job and wait until it has ended; the ended job, or ``None`` past ``timeout_s``.
+
+        A job that wrote its document before the cancel arrived ends ``succeeded``: the caller
+        deletes what it wrote."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.store.get(job_id)
+            if job is None or job.terminal:
+                return job
+            if time.monotonic() >= deadline:
+                return None
+            self.cancel(job_id)  # again each round: a job claimed meanwhile is only now running
+            time.sleep(0.1)
+
     def check_capacity(self, tenant: str, incoming: int = 1) -> None:
         """Refuse early, before an upload is read, when the tenant's queue is already full."""
-        queued = self.store.queued_for(tenant)
+        queued, _ = self.store.queued_for(tenant)
         if queued + incoming > self.settings.max_queue_depth:
             raise QueueFull(
                 f"{queued} of your documents are waiting to be ingested"
@@ -538,7 +574,9 @@ class JobQueue:
 
         def report(update: dict[str, Any]) -> None:
             nonlocal last_write, last_stage
-            if job.id in self._cancelled:  # nothing is written before the end: stopping here is clean
+            # nothing is written before the end, so stopping here is clean; once the document is
+            # written ("done") a late cancel changes nothing
+            if job.id in self._cancelled and update.get("stage") != "done":
                 raise JobCancelled("the job was cancelled while it ran")
             progress.update(update)
             now = time.monotonic()

@@ -26,11 +26,12 @@ import numpy as np
 
 from ingest.chunking import Chunker
 from ingest.intake import Admission, admit, check_size, document_id, indexed_copy, validate_collection
+from ingest.isolation import ParserPool
 from ingest.jobs import Job
-from ingest.loaders import load_document
+from ingest.loaders import LoadedDocument
 from ingest.profile import DocumentProfile, read_profile
 from rag.embedder import Embedder
-from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound
+from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound, ResourceLimit
 from rag.index.base import IndexWriter
 from rag.settings import Settings
 from rag.types import Chunk, Document, Page
@@ -90,6 +91,11 @@ class IngestionPipeline:
         self.index = index
         self.embedder = embedder
         self.chunker = chunker
+        self.parsers = ParserPool(settings)
+
+    def close(self) -> None:
+        """Stop the idle parser processes."""
+        self.parsers.close()
 
     def ingest_file(
         self,
@@ -155,19 +161,52 @@ class IngestionPipeline:
         if size != admission.size_bytes:
             raise CorruptDocument(f"{admission.name} changed after it was accepted")
 
-        loaded = load_document(path, self.settings, kind=admission.kind)
+        state = IngestProgress(stage="reading")
+        report = progress or (lambda _p: None)
+        loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
+        try:
+            document, chunks, vectors, timings = self._read_and_embed(
+                admission, collection, loaded, state, report
+            )
+        finally:
+            loaded.release()
+        state.stage = "indexing"
+        report(state)
+        t0 = time.perf_counter()
+        written = self.index.write(document, chunks, vectors)
+        timings["index"] = time.perf_counter() - t0
+        state.stage = "done"
+        report(state)
+        return IngestResult(
+            document=document,
+            duplicate=not written,
+            pages=document.pages,
+            ocr_pages=document.ocr_pages,
+            chunks=len(chunks),
+            seconds=time.perf_counter() - started,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+
+    def _read_and_embed(
+        self,
+        admission: Admission,
+        collection: str,
+        loaded: LoadedDocument,
+        state: IngestProgress,
+        report: ProgressCallback,
+    ) -> tuple[Document, list[Chunk], np.ndarray, dict[str, float]]:
+        """Pages to embedded chunks: reading and chunking in a thread, embedding in this one."""
         document = Document(
             id=admission.document_id,
             name=admission.name,
             collection=collection,
             content_sha256=admission.content_sha256,
             kind=loaded.kind,
-            size_bytes=size,
+            size_bytes=admission.size_bytes,
             created_at=time.time(),
             metadata={**({"title": loaded.title} if loaded.title else {}), **admission.metadata},
         )
-        state = IngestProgress(pages_total=loaded.page_count, stage="reading")
-        report = progress or (lambda _p: None)
+        state.pages_total = loaded.page_count
         report(state)
 
         def counted_pages() -> Iterator[Page]:
@@ -189,12 +228,18 @@ class IngestionPipeline:
         timings = {"embed": 0.0}
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
-        for batch in _produce_batches(profiled_chunks(), _EMBED_BATCH):
+        for batch in _produce_batches(profiled_chunks(), _EMBED_BATCH, on_stop=loaded.release):
             state.stage = "embedding"
             t0 = time.perf_counter()
             vectors.append(self.embedder.embed([c.embedded_text for c in batch]))
             timings["embed"] += time.perf_counter() - t0
             chunks.extend(batch)
+            if len(chunks) > self.settings.max_chunks_per_document:
+                raise ResourceLimit(
+                    f"the document makes more than {self.settings.max_chunks_per_document:,} chunks"
+                    " (RAG_MAX_CHUNKS_PER_DOCUMENT)",
+                    limit="chunks",
+                )
             state.chunks_embedded = len(chunks)
             report(state)
         if not chunks:
@@ -202,29 +247,17 @@ class IngestionPipeline:
         document.pages, document.ocr_pages = state.pages_read, state.ocr_pages
         if profiles:  # stored for the query side; the caller's own metadata wins
             document.metadata = {**profiles[0].to_metadata(), **document.metadata}
-        state.stage = "indexing"
-        report(state)
-        t0 = time.perf_counter()
-        written = self.index.write(document, chunks, np.vstack(vectors))
-        timings["index"] = time.perf_counter() - t0
-        state.stage = "done"
-        report(state)
-        return IngestResult(
-            document=document,
-            duplicate=not written,
-            pages=document.pages,
-            ocr_pages=document.ocr_pages,
-            chunks=len(chunks),
-            seconds=time.perf_counter() - started,
-            timings={k: round(v, 4) for k, v in timings.items()},
-        )
+        return document, chunks, np.vstack(vectors), timings
 
 
 _DONE = object()
 
 
-def _produce_batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
-    """Run the chunk iterator in a thread, a bounded number of batches ahead of the consumer."""
+def _produce_batches(
+    chunks: Iterator[Chunk], size: int, *, on_stop: Callable[[], None]
+) -> Iterator[list[Chunk]]:
+    """Run the chunk iterator in a thread, a bounded number of batches ahead of the consumer;
+    ``on_stop`` (at the end, or when the consumer gives up) unblocks a reader waiting on a parser."""
     out: queue.Queue[object] = queue.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -256,6 +289,7 @@ def _produce_batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]
             yield item  # type: ignore[misc]
     finally:
         stop.set()
+        on_stop()
         while worker.is_alive():
             try:
                 out.get_nowait()

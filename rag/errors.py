@@ -40,6 +40,12 @@ class UnknownHost(RagError):
     title = "Not served for this host name"
 
 
+class RequestTimeout(RagError):
+    code = "request_timeout"
+    status = 408
+    title = "The request body stopped arriving"
+
+
 class NotFound(RagError):
     code = "not_found"
     status = 404
@@ -157,6 +163,14 @@ class PageTooLarge(TooLarge):
 class ImageTooLarge(TooLarge):
     code = "image_too_large"
     title = "The image has more pixels than allowed (possible decompression bomb)"
+
+
+class ResourceLimit(DocumentError):
+    """Reading the document needed more memory, time or output than one document may use
+    (``RAG_PARSE_*``, ``RAG_MAX_INFLATION``, ``RAG_MAX_DOCUMENT_CHARS``); never retried."""
+
+    code = "resource_limit"
+    title = "Reading the document needs more memory or time than allowed"
 
 
 class NoTextFound(DocumentError):
@@ -355,3 +369,22 @@ class RemoteServiceError(RagError):
     code = "remote_service_error"
     status = 502
     title = "The service refused the request"
+
+
+def error_classes() -> list[type[RagError]]:
+    """Every class of the tree, the root first."""
+    seen: list[type[RagError]] = []
+    pending: list[type[RagError]] = [RagError]
+    while pending:
+        cls = pending.pop()
+        seen.append(cls)
+        pending.extend(cls.__subclasses__())
+    return seen
+
+
+def error_from_code(code: str, message: str, **extra: Any) -> RagError:
+    """The error another process reported by its code (a parser child), as the class it was."""
+    for cls in error_classes():
+        if cls.code == code:
+            return cls(message, **extra)
+    return RagError(message, **extra)

@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     max_pdf_pages: int = 2000
     max_page_side_points: float = 14400.0
     max_image_pixels: int = 60_000_000
+    max_inflation: float = Field(default=100.0, gt=0)
+    """Characters read (and bytes a .docx inflates to) per byte of the file: a decompression bomb's
+    ratio is in the thousands, real documents' below 30 (see the README's limits table)."""
+    max_document_chars: int = Field(default=20_000_000, ge=1)
+    max_chunks_per_document: int = Field(default=50_000, ge=1)
+    parse_isolation: Literal["process", "inline"] = "process"
+    """``process``: each document is read in a child process under the limits below; ``inline``:
+    in the calling thread, without them (debugging and profiling only)."""
+    parse_memory_mb: int = Field(default=2048, ge=128)
+    """The parser child's address space (tesseract, which it starts, gets the same limit)."""
+    parse_page_timeout_s: float = Field(default=120.0, gt=0)
+    """How long reading one page (OCR included) may take."""
+    parse_timeout_s: float = Field(default=3600.0, gt=0)
+    """How long reading one document may take in all (waiting for the embedder not counted)."""
     pdf_window_pages: int = 8
     pdf_text_engine: Literal["pdfium", "pypdf"] = "pdfium"
     ocr_enabled: bool = True
@@ -132,12 +146,20 @@ class Settings(BaseSettings):
     workers: int = 1
     max_queue_depth: int = 100
     """Queued ingestion jobs per tenant (429 ``queue_full`` past it, counting only the tenant's)."""
+    max_queued_mb: int = Field(default=1024, ge=1)
+    """Bytes of uploads a tenant may have waiting to be ingested (429 ``queue_full`` past it)."""
     max_question_chars: int = 2000
     max_top_k: int = 50
     rate_limit_per_minute: int = 120
     failed_auth_per_minute: int = 20
     """Failed authentications a client address may make a minute (then 429); 0: no limit."""
     query_deadline_s: float = 60.0
+    max_connections: int = Field(default=500, ge=1)
+    """Connections and requests in progress at once (uvicorn's ``limit_concurrency``; 503 past it)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Time a client has to send a request's line and headers; the connection is closed after it."""
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)
+    """Longest pause while a request body arrives (408 ``request_timeout`` past it)."""
     samples_dir: Path | None = None
 
     @field_validator("chunk_overlap_tokens")

@@ -223,6 +223,10 @@ class Backend:
         """Cancel a queued or running ingestion job (see ``ingest.jobs.JobQueue.cancel``)."""
         return self.runtime.jobs.cancel(job_id)
 
+    def cancel_job_and_wait(self, job_id: str, timeout_s: float) -> Job | None:
+        """Cancel a job and wait for it to end (``ingest.jobs.JobQueue.cancel_and_wait``)."""
+        return self.runtime.jobs.cancel_and_wait(job_id, timeout_s)
+
     def check_capacity(self, tenant: str, incoming: int = 1) -> None:
         """``QueueFull`` before an upload is even read, when the tenant's queue has no room."""
         self.runtime.jobs.check_capacity(tenant, incoming)

@@ -181,7 +181,9 @@ class Runtime:
     # --- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the job store and the index (stop the queue's workers first)."""
+        """Stop idle parser processes, close the job store and the index (stop the queue's workers first)."""
+        for pipeline in [*([self.ingestion] if self.loaded("ingestion") else []), *self._pipelines.values()]:
+            pipeline.close()
         if self.loaded("jobs"):
             self.jobs.store.close()
         if self.loaded("index"):

@@ -215,20 +215,25 @@ async def get_document(doc_id: str, service: ServiceDep, principal: TenantDep) -
     return find_document(service, principal, doc_id)
 
 
+CANCEL_WAIT_S = 30.0
+"""How long deleting a document waits for its running ingestion to stop (it stops at the next
+page or batch of chunks, a parser process at once)."""
+
+
 @router.delete(
     "/{doc_id}",
     status_code=204,
     responses=error_responses(401, 403, 404, 409, 429),
-    summary="Delete a document (or cancel its queued ingestion)",
+    summary="Delete a document, cancelling its ingestion first if it is queued or running",
 )
 async def delete_document(doc_id: str, service: ServiceDep, principal: TenantDep) -> Response:
     found = find_document(service, principal, doc_id)
-    if found.state == "indexing" and found.job_id is not None:
-        raise Conflict("the document is being indexed; delete it when its job has finished")
-    cancelled = service.backend.cancel_queued(doc_id)
-    if found.state == "queued" and not cancelled:
-        raise Conflict("the document's ingestion has just started; delete it when its job has finished")
-    if found.state == "indexed":
+    if found.state in ("queued", "indexing") and found.job_id is not None:
+        ended = await asyncio.to_thread(service.backend.cancel_job_and_wait, found.job_id, CANCEL_WAIT_S)
+        if ended is None:
+            raise Conflict("the document's ingestion is still stopping; try again in a few seconds")
+    service.backend.cancel_queued(doc_id)  # a second job queued for the same content meanwhile
+    if service.backend.document(doc_id) is not None:  # indexed, or written just before the cancel
         with contextlib.suppress(NotFound):  # deleted concurrently: the outcome is the same
             await asyncio.to_thread(service.backend.delete_document, doc_id)
     return Response(status_code=204)

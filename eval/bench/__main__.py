@@ -36,6 +36,7 @@ def _sections(datasets: Path, quick: bool) -> dict[str, Callable[[dict[str, Any]
         "gateway": ("eval.bench.gateway", "run_gateway_bench"),
         "api": ("eval.bench.server", "run_api_bench"),
         "ingestion_levers": ("eval.bench.levers", "lever_costs"),
+        "parse_isolation": ("eval.bench.isolation", "isolation_cost"),
     }
     for name, (module, func) in optional.items():
         try:

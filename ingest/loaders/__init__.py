@@ -13,7 +13,7 @@ or two of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -33,6 +33,9 @@ class LoadedDocument:
     page_count: int
     title: str | None
     pages: Iterator[Page]
+    release: Callable[[], None] = lambda: None
+    """Call when done with ``pages``, read to the end or not (``ingest.isolation`` kills the child
+    process of a read that was abandoned)."""
 
 
 class Loader(Protocol):

@@ -12,14 +12,11 @@ from docx.document import Document as DocxDocument
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from ingest.budget import package_budget
 from ingest.loaders import LoadedDocument, single_page
-from rag.errors import CorruptDocument, TooLarge
+from rag.errors import CorruptDocument, ResourceLimit
 from rag.settings import Settings
 from rag.types import Heading
-
-MAX_EXPANSION = 20
-"""A .docx is a ZIP: refuse one that claims to inflate to more than this many times the
-upload limit (a zip bomb) before python-docx inflates it into memory."""
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 
@@ -48,14 +45,20 @@ def load_docx(path: Path, settings: Settings) -> LoadedDocument:
 
 
 def _check_inflated_size(data: bytes, settings: Settings) -> None:
+    """A .docx is a ZIP: refuse a zip bomb by the sizes its entries state, before python-docx
+    inflates it into memory (zipfile stops an entry that inflates past its stated size)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile as exc:
         raise CorruptDocument("The Word document is not a valid ZIP package") from exc
-    limit = MAX_EXPANSION * settings.max_upload_bytes
+    limit = package_budget(len(data), settings)
     if inflated > limit:
-        raise TooLarge(f"The Word document inflates to {inflated} bytes (limit {limit})")
+        raise ResourceLimit(
+            f"The Word document inflates to {inflated:,} bytes from {len(data):,}"
+            f" (limit {limit:,}: RAG_MAX_INFLATION={settings.max_inflation:g} times its size)",
+            limit="inflation",
+        )
 
 
 def _blocks(document: DocxDocument) -> list[tuple[str, int]]:

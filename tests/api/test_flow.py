@@ -186,3 +186,31 @@ def test_a_running_job_is_cancelled_by_its_owner_only(live: LiveServer) -> None:
         listed = alpha.get("/v1/documents", params={"collection": "cancel"}).json()["documents"]
         assert all(d["state"] != "indexed" for d in listed)  # nothing of it was indexed
         assert_problem(alpha.delete(f"/v1/jobs/{job_id}"), 409, "conflict")  # it has ended
+
+
+def test_deleting_a_document_whose_job_runs_cancels_the_job_then_deletes(live: LiveServer) -> None:
+    ledger = make_pdf(
+        [f"Barn page {n}. The south barn stored {n * 13} bales for farmer {n}." for n in range(150)]
+    )
+    with live.client(ALPHA_KEY) as alpha, live.client(BETA_KEY) as beta:
+        (item,) = upload(alpha, [("barn.pdf", ledger)], collection="deleting").json()["items"]
+        job_id, doc_id = item["job_id"], item["document_id"]
+        deadline = time.monotonic() + 60
+        while alpha.get(f"/v1/jobs/{job_id}").json()["state"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert_problem(beta.delete(f"/v1/documents/{doc_id}"), 404, "not_found")  # another tenant's id
+        started = time.monotonic()
+        resp = alpha.delete(f"/v1/documents/{doc_id}")
+        assert resp.status_code == 204, resp.text
+        assert time.monotonic() - started < 15  # promptly: at the next page, not at the job's end
+        job = alpha.get(f"/v1/jobs/{job_id}").json()
+        assert job["state"] in ("failed", "succeeded"), job  # ended before the 204
+        listed = alpha.get("/v1/documents", params={"collection": "deleting"}).json()["documents"]
+        assert all(d["state"] != "indexed" for d in listed)  # and nothing of it stays indexed
+        found = alpha.post(
+            "/v1/query",
+            json={"question": "How many bales did the south barn store?", "collection": "deleting"},
+        )
+        assert found.status_code in (200, 404), found.text
+        if found.status_code == 200:
+            assert found.json()["citations"] == []

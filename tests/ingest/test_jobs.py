@@ -15,10 +15,10 @@ from rag.errors import CorruptDocument, OcrUnavailable, QueueFull
 from rag.settings import Settings
 
 
-def spec(tmp_path: Path, doc: str, tenant: str = "t") -> JobSpec:
+def spec(tmp_path: Path, doc: str, tenant: str = "t", size: int | None = None) -> JobSpec:
     path = tmp_path / f"{doc}.upload"
     path.write_text(doc)
-    return JobSpec(tenant, f"{tenant}::default", doc, f"{doc}.txt", path, {"k": 1})
+    return JobSpec(tenant, f"{tenant}::default", doc, f"{doc}.txt", path, {"k": 1}, size_bytes=size)
 
 
 @pytest.fixture
@@ -62,7 +62,19 @@ def test_one_tenants_backlog_fills_only_its_own_queue(store: JobStore, tmp_path:
         store.submit([spec(tmp_path, "a3", tenant="alpha")], max_depth=3)
     assert "3 of your documents" in caught.value.message  # its own count, nobody else's
     [(_, created)] = store.submit([spec(tmp_path, "b0", tenant="beta")], max_depth=3)
-    assert created and store.queued_for("beta") == 1 and store.queued_for("alpha") == 3
+    assert created and store.queued_for("beta")[0] == 1 and store.queued_for("alpha")[0] == 3
+
+
+def test_a_tenants_queued_bytes_are_bounded_and_its_own(store: JobStore, tmp_path: Path) -> None:
+    mb = 1024 * 1024
+    store.submit([spec(tmp_path, f"a{n}", "alpha", size=40 * mb) for n in range(2)], 50, max_bytes=100 * mb)
+    with pytest.raises(QueueFull) as caught:  # 120 MB would wait: refused whole
+        store.submit([spec(tmp_path, "a2", "alpha", size=40 * mb)], 50, max_bytes=100 * mb)
+    assert "125,829,120 bytes" in caught.value.message and store.queued_for("alpha") == (2, 80 * mb)
+    [(_, created)] = store.submit([spec(tmp_path, "b0", "beta", size=90 * mb)], 50, max_bytes=100 * mb)
+    assert created  # beta's room is its own
+    store.succeed(store.claim() or pytest.fail("nothing to claim"), {}, {})  # one of alpha's is done
+    store.submit([spec(tmp_path, "a2", "alpha", size=40 * mb)], 50, max_bytes=100 * mb)  # room again
 
 
 def test_workers_take_tenants_in_turn(store: JobStore, tmp_path: Path) -> None:
@@ -86,6 +98,17 @@ def test_recover_requeues_running_jobs_until_attempts_are_spent(store: JobStore,
     assert store.recover() == {"requeued": 0, "failed": 1}  # died during the last allowed attempt
     final = store.get(job.id)
     assert final is not None and final.state == FAILED and final.error_code == "interrupted"
+
+
+def test_a_job_the_process_died_during_is_retried_once_only(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite3", max_attempts=5)  # errors may retry more often
+    [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    store.claim()
+    assert store.recover() == {"requeued": 1, "failed": 0}
+    store.claim()
+    assert store.recover() == {"requeued": 0, "failed": 1}  # it killed the service twice: no third run
+    final = store.get(job.id)
+    assert final is not None and (final.state, final.attempts, final.error_code) == (FAILED, 2, "interrupted")
 
 
 def test_a_stale_worker_cannot_overwrite_a_reclaimed_job(store: JobStore, tmp_path: Path) -> None:

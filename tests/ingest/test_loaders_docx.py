@@ -10,7 +10,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from rag.errors import CorruptDocument, TooLarge
+from rag.errors import CorruptDocument, ResourceLimit
 from rag.settings import Settings
 
 from .conftest import read_all
@@ -85,6 +85,9 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path: Path, make_settings: Cal
         archive.writestr("word/media/padding.bin", b"\0" * (21 * 1024 * 1024))
     bomb.write_bytes(buffer.getvalue())
     assert bomb.stat().st_size < 100_000
-    with pytest.raises(TooLarge) as info:
-        read_all(bomb, make_settings(max_upload_mb=1))
-    assert info.value.code == "too_large"
+    with pytest.raises(ResourceLimit) as info:  # past the 16 MB floor and 100x its size
+        read_all(bomb, make_settings())
+    assert (info.value.code, info.value.extra["limit"]) == ("resource_limit", "inflation")
+    with pytest.raises(ResourceLimit):  # past 20x the upload limit, whatever the ratio allows
+        read_all(bomb, make_settings(max_upload_mb=1, max_inflation=10_000))
+    read_all(bomb, make_settings(max_inflation=10_000))  # a ratio that allows it reads it
