@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
@@ -52,6 +53,15 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.include_router(query.router)
     app.include_router(ops.router)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # off unless configured: a browser app on another origin that holds an API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(
         LocalGuard, allowed_hosts=parse_allowed_hosts(settings.allowed_hosts), keyless=settings.auth_disabled
     )  # inside RequestContext: a refusal still gets its request id, metrics and log line

@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = "localhost,127.0.0.1,::1"
     """Host names served (comma-separated; ``*``: any, behind a proxy that checks ``Host``).
     Other names get 400 ``unknown_host``: DNS rebinding cannot reach the service."""
+    cors_origins: str = ""
+    """Origins (comma-separated) whose pages may call the API with a key; CORS is off when empty.
+    Without API keys, another site's writes stay refused (``cross_site_request``) whatever this says."""
     workers: int = 1
     max_queue_depth: int = 100
     """Queued ingestion jobs per tenant (429 ``queue_full`` past it, counting only the tenant's)."""

@@ -42,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             "RAG_MAX_INFLATION": "1000",  # lets the .docx bomb reach the parser (100 refuses it unread)
             "RAG_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
             "RAG_BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S),
+            "RAG_CORS_ORIGINS": "https://app.example",
         },
         name="hostile",
     )
@@ -226,3 +227,26 @@ def test_a_body_that_stops_arriving_gets_408(server: LiveServer) -> None:
     assert response.startswith(b"HTTP/1.1 408"), response[:300]
     assert b"application/problem+json" in response
     assert BODY_IDLE_TIMEOUT_S <= time.monotonic() - started < BODY_IDLE_TIMEOUT_S + 5
+
+
+def test_cors_answers_only_the_configured_origins(server: LiveServer) -> None:
+    def preflight(origin: str) -> httpx.Response:
+        return httpx.options(
+            server.url + "/v1/query",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=10,
+        )
+
+    allowed = preflight("https://app.example")
+    assert (
+        allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://app.example"
+    )
+    assert "access-control-allow-origin" not in preflight("https://evil.example").headers
+    with server.client(ALPHA_KEY) as app:
+        listed = app.get("/v1/documents", headers={"Origin": "https://app.example"})
+        assert listed.status_code == 200
+        assert listed.headers["access-control-allow-origin"] == "https://app.example"

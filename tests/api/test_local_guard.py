@@ -37,6 +37,15 @@ def test_a_foreign_host_name_is_refused(keyless: LiveServer) -> None:
         assert httpx.get(keyless.url + "/healthz", headers={"Host": host}, timeout=10).status_code == 200
 
 
+def test_cors_is_off_unless_configured(keyless: LiveServer) -> None:
+    preflight = httpx.options(
+        keyless.url + "/v1/documents",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
 def test_another_sites_upload_is_refused_and_nothing_is_stored(keyless: LiveServer) -> None:
     with httpx.Client(base_url=keyless.url, timeout=30) as client:
         for headers in (
