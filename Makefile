@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: install system-deps models-mpnet run test test-fast eval eval-filings ablation bench lint clean
+.PHONY: install system-deps models-mpnet run test test-fast eval eval-filings ablation eval-backends bench lint clean
 
 install: $(STAMP) system-deps
 
@@ -56,6 +56,13 @@ ABLATION_SETS ?= financebench,docugami-10q-all,squad2,clapnq,covidqa,financebenc
 ablation: install
 	$(BIN)/python -m eval.experiments levers --sets $(ABLATION_SETS) --data-dir var/ablation \
 		--embedding-cache var/embedding-cache.sqlite3
+
+# the embedding backends (torch, onnx, onnx-int8) on the shipped configuration, side by side:
+# bench-results/backends.json and backends.md
+BACKEND_SETS ?= squad2,clapnq,covidqa,financebench
+eval-backends: install
+	$(BIN)/python -m eval.experiments backends --sets $(BACKEND_SETS) --data-dir var/ablation \
+		--embedding-cache var/embedding-cache.sqlite3 --reports bench-results/backends
 
 bench: install
 	$(BIN)/python -m eval.bench $(BENCH_ARGS)

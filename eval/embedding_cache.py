@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,17 @@ import numpy.typing as npt
 
 from rag.db import connect
 from rag.embedder import Embedder
+from rag.vectors import DEFAULT_BACKEND
 
 Matrix = npt.NDArray[np.float32]
 
 
-class CachedEmbedder(Embedder):
+class CachedEmbedder:
     """The same embedder, looking each text up before asking the model (``embed`` only)."""
 
     def __init__(self, inner: Embedder, path: Path) -> None:
-        self.__dict__.update(inner.__dict__)  # the same loaded model, tokenizer and locks
         self._inner = inner
+        self.name, self.dim, self.max_tokens, self.spec = inner.name, inner.dim, inner.max_tokens, inner.spec
         self._cache_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db: sqlite3.Connection = connect(path)
@@ -38,9 +38,21 @@ class CachedEmbedder(Embedder):
         self.misses = 0
 
     def _key(self, text: str) -> str:
-        return hashlib.sha256(f"{self._inner.name}\0{text}".encode()).hexdigest()
+        # torch's keys name the model only: they were written before there were other backends
+        backend = self.spec.backend
+        model = self._inner.name if backend == DEFAULT_BACKEND else f"{self._inner.name}|{backend}"
+        return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
+    def embed_query(self, text: str) -> Matrix:
+        return self._inner.embed_query(text)
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        return self._inner.count_tokens_batch(texts)
+
+    def embed(self, texts: list[str]) -> Matrix:
         keys = [self._key(t) for t in texts]
         with self._cache_lock:
             found = self._lookup(keys)
@@ -48,7 +60,7 @@ class CachedEmbedder(Embedder):
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
-            fresh = super().embed([texts[i] for i in missing])
+            fresh = self._inner.embed([texts[i] for i in missing])
             with self._cache_lock:
                 self._db.execute("BEGIN")
                 self._db.executemany(

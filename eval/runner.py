@@ -154,6 +154,8 @@ def collection_name(golden: GoldenSet, settings: Settings) -> str:
     Fits the API's collection rule (letters, digits, ``._-``, at most 64 characters).
     """
     ingest = "|".join(f"{k}={getattr(settings, k)}" for k in INGEST_KEYS) + f"|chunks={CHUNKS_REVISION}"
+    if settings.embedding_backend != "torch":  # torch's collections keep the names they had
+        ingest += f"|backend={settings.embedding_backend}"
     digest = hashlib.sha256(f"{golden.content_key()}|{ingest}".encode()).hexdigest()[:12]
     return f"eval-{slug(golden.name)[:40]}-{digest}"
 

@@ -1,4 +1,9 @@
-"""Sentence-transformers embeddings: batched, normalised, one model load per process."""
+"""Embedders: the contract, the sentence-transformers one on torch, and the factory by backend.
+
+``RAG_EMBEDDING_BACKEND`` picks the runtime: ``torch`` (sentence-transformers), ``onnx`` and
+``onnx-int8`` (the same model exported to ONNX, optionally quantised, on onnxruntime:
+``rag.onnx_embedder``). Every collection records the backend its vectors were made with.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import copy
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,11 +30,34 @@ def _load_sentence_transformer(loadable: str, device: str) -> Any:
     return SentenceTransformer(loadable, device=device)
 
 
-class Embedder:
-    """The ``Embedder`` contract: ``embed(texts) -> matrix``, ``dim``, ``max_tokens``, ``spec``.
+BACKENDS = (DEFAULT_BACKEND, "onnx", "onnx-int8")
+
+
+class Embedder(Protocol):
+    """Texts to unit vectors of one model; the chunker measures chunks in the model's tokens.
+
+    ``name``: the model as configured; ``spec``: model, backend and width, carried by query
+    vectors (``rag.vectors.tag``) so the index can tell which model and runtime made them.
+    """
+
+    name: str
+    dim: int
+    max_tokens: int
+    spec: EmbeddingSpec
+
+    def embed(self, texts: list[str]) -> Matrix: ...
+
+    def embed_query(self, text: str) -> Matrix: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]: ...
+
+
+class TorchEmbedder:
+    """sentence-transformers on torch: the reference the other backends are measured against.
 
     ``cache_dir`` is where a model shipped in parts is joined and extracted (``rag.models``).
-    Query vectors carry ``spec`` (``rag.vectors.tag``), so the index can tell which model made them.
     """
 
     backend = DEFAULT_BACKEND
@@ -100,9 +128,22 @@ def limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=6)
 def get_embedder(
-    model: str, device: str = "cpu", batch_size: int = 32, cache_dir: Path | None = None
+    model: str,
+    device: str = "cpu",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    backend: str = DEFAULT_BACKEND,
+    threads: int = 1,
 ) -> Embedder:
-    """One embedder per (model, device) per process."""
-    return Embedder(model, device=device, batch_size=batch_size, cache_dir=cache_dir)
+    """One embedder per (model, backend, device) per process."""
+    if backend == DEFAULT_BACKEND:
+        return TorchEmbedder(model, device=device, batch_size=batch_size, cache_dir=cache_dir)
+    if backend in BACKENDS:
+        from rag.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(
+            model, backend=backend, batch_size=batch_size, cache_dir=cache_dir, threads=threads
+        )
+    raise ModelUnavailable(f"no embedding backend {backend!r} (one of {', '.join(BACKENDS)})")

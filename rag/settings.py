@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # --- models ----------------------------------------------------------------
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    """The runtime of new collections' embeddings (``rag.embedder``); a collection keeps its own."""
     embedding_batch_size: int = 32
     embedding_device: str = "cpu"
     embedding_threads: int = Field(default=1, ge=0)
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     ocr_min_chars: int = 40
     ocr_min_printable_ratio: float = 0.85
     ocr_thread_limit: int = 1
+    ocr_workers: int = Field(default=0, ge=0)
+    """Pages OCR'd at once, each by its own tesseract process (0: the cores / ``RAG_WORKERS``)."""
     tables: bool = True  # rewrite table rows with their column labels; chunk tables as blocks
     context_headers: Literal["off", "lexical", "both"] = "lexical"
     """Each chunk's header (document, section or table, page): keyword-indexed (``lexical``), also

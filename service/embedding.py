@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rag.embedder import BACKENDS
 from rag.errors import ModelUnavailable
-from rag.vectors import DEFAULT_BACKEND
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,27 +41,27 @@ class CollectionEmbedders:
         self,
         settings: Settings,
         store: Callable[[], DocumentStore],
-        load: Callable[[str], Embedder],
+        load: Callable[[str, str], Embedder],
     ) -> None:
-        """``store``: the index (opened on first use); ``load``: a model name to its (shared) embedder."""
+        """``store``: the index (opened on first use); ``load``: a model and backend to its (shared) embedder."""
         self.settings = settings
         self._store = store
         self._load = load
 
-    def model_for(self, collection: str | None) -> str:
-        """The model ``collection`` is served with: its record's, else the configured one."""
+    def model_for(self, collection: str | None) -> tuple[str, str]:
+        """The model and backend ``collection`` is served with: its record's, else the configured ones."""
         record = self._store().embedding(collection or self.settings.default_collection)
         if record is None:
-            return self.settings.embedding_model
-        if record.spec.backend != DEFAULT_BACKEND:
+            return self.settings.embedding_model, self.settings.embedding_backend
+        if record.spec.backend not in BACKENDS:
             raise ModelUnavailable(
                 f"collection {record.collection!r} is indexed with the {record.spec.backend} backend,"
                 f" which this service does not run"
             )
-        return record.spec.model
+        return record.spec.model, record.spec.backend
 
     def for_collection(self, collection: str | None) -> Embedder:
-        return self._load(self.model_for(collection))
+        return self._load(*self.model_for(collection))
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
         return self.for_collection(self.settings.default_collection).embed_query(text)

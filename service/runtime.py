@@ -69,16 +69,24 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder:
-        """The configured model (``RAG_EMBEDDING_MODEL``): that of new collections."""
-        return self.load_embedder(self.settings.embedding_model)
+        """The configured model and backend (``RAG_EMBEDDING_MODEL``, ``_BACKEND``): new collections'."""
+        return self.load_embedder(self.settings.embedding_model, self.settings.embedding_backend)
 
-    def load_embedder(self, model: str) -> Embedder:
-        """An embedder for ``model`` (loaded once per process), a split bundle joined under ``models_dir``."""
+    def load_embedder(self, model: str, backend: str | None = None) -> Embedder:
+        """An embedder for ``model`` on ``backend`` (default: the configured one), loaded once per
+        process; a split bundle is joined, and an ONNX export made, under ``models_dir``."""
         from rag.embedder import get_embedder, limit_threads
 
         s = self.settings
         limit_threads(s.embedding_threads)
-        return get_embedder(model, s.embedding_device, s.embedding_batch_size, s.models_dir)
+        return get_embedder(
+            model,
+            s.embedding_device,
+            s.embedding_batch_size,
+            s.models_dir,
+            backend or s.embedding_backend,
+            s.embedding_threads,
+        )
 
     @cached_property
     def embedders(self) -> CollectionEmbedders:
@@ -86,11 +94,11 @@ class Runtime:
         from rag.models import canonical_model_name
         from service.embedding import CollectionEmbedders
 
-        configured = canonical_model_name(self.settings.embedding_model)
+        configured = (canonical_model_name(self.settings.embedding_model), self.settings.embedding_backend)
 
-        def load(model: str) -> Embedder:
-            same = canonical_model_name(model) == configured
-            return self.embedder if same else self.load_embedder(model)
+        def load(model: str, backend: str) -> Embedder:
+            same = (canonical_model_name(model), backend) == configured
+            return self.embedder if same else self.load_embedder(model, backend)
 
         return CollectionEmbedders(self.settings, lambda: self.index, load)
 
@@ -121,14 +129,14 @@ class Runtime:
         if embedder is self.embedder:
             return self.ingestion
         with self._pipelines_lock:
-            pipeline = self._pipelines.get(embedder.spec.model)
+            pipeline = self._pipelines.get(embedder.spec.describe())
             if pipeline is None:
                 from ingest.chunking import Chunker
 
                 chunker = Chunker.from_settings(self.settings, embedder)
                 writer = self.index.writer_for(embedder.spec)
                 pipeline = IngestionPipeline(self.settings, writer, embedder, chunker)
-                self._pipelines[embedder.spec.model] = pipeline
+                self._pipelines[embedder.spec.describe()] = pipeline
         return pipeline
 
     def _run_job(self, job: Job, progress: Any) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def _sections(datasets: Path, quick: bool) -> dict[str, Callable[[dict[str, Any]
         "api": ("eval.bench.server", "run_api_bench"),
         "ingestion_levers": ("eval.bench.levers", "lever_costs"),
         "parse_isolation": ("eval.bench.isolation", "isolation_cost"),
+        "ocr_pool": ("eval.bench.ocr_pool", "run_ocr_pool_bench"),
+        "embedding_backends": ("eval.bench.backends", "backend_throughput"),
     }
     for name, (module, func) in optional.items():
         try:

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m eval.experiments",
         description="The README's retrieval, abstention and context-efficiency figures, as JSON under bench-results/.",
     )
-    parser.add_argument("experiment", choices=("retrieval", "floor", "context", "levers"))
+    parser.add_argument("experiment", choices=("retrieval", "floor", "context", "levers", "backends"))
     parser.add_argument("--datasets", default=str(DEFAULT_DATASETS_DIR), help="the shared datasets folder")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="index folder (reused between runs)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the JSON goes")
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reports",
         default=str(DEFAULT_OUT / "ablation"),
-        help="levers: the folder of `rag eval` reports that `make ablation` writes",
+        help="levers, backends: the folder of `rag eval` reports (`make ablation` writes the levers')",
     )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -57,14 +57,22 @@ def main(argv: list[str] | None = None) -> int:
         from eval.experiments.retrieval import run_retrieval
 
         payload = run_retrieval(args)
-    elif args.experiment == "levers":
+    elif args.experiment in ("levers", "backends"):
         from eval.experiments.common import progress
-        from eval.experiments.levers import run_levers
+        from eval.experiments.levers import BACKENDS, LEVERS, run_levers
 
         cache = Path(args.embedding_cache) if args.embedding_cache else None
         sets = [s for s in args.sets.split(",") if s]
+        variants = LEVERS if args.experiment == "levers" else BACKENDS
         payload = run_levers(
-            Path(args.reports), sets, Path(args.out), Path(args.data_dir), cache, progress(args)
+            Path(args.reports),
+            sets,
+            Path(args.out),
+            Path(args.data_dir),
+            cache,
+            progress(args),
+            variants,
+            args.experiment,
         )
     elif args.experiment == "context":
         from eval.experiments.common import progress

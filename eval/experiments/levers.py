@@ -30,26 +30,39 @@ LEVERS: dict[str, str] = {
     "shipped": "tables=true,context_headers=lexical,named_document_boost=1,query_vocabulary=finance",
 }
 """Each lever alone on the baseline, and the shipped combination (the defaults)."""
+SHIPPED = LEVERS["shipped"]
+BACKENDS: dict[str, str] = {
+    "base": f"{SHIPPED},embedding_backend=torch",
+    "onnx": f"{SHIPPED},embedding_backend=onnx",
+    "onnx-int8": f"{SHIPPED},embedding_backend=onnx-int8",
+}
+"""The embedding backends on the shipped configuration; torch is the baseline."""
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
 TWIN_SETS = frozenset({"financebench-scanned", "financebench-pages"})
 
 
-def levers_for(name: str) -> list[str]:
-    return ["base", "shipped"] if name in TWIN_SETS else list(LEVERS)
+def levers_for(name: str, variants: Mapping[str, str] = LEVERS) -> list[str]:
+    """The twin sets (one change of format each) need only the baseline and the shipped levers."""
+    return ["base", "shipped"] if variants is LEVERS and name in TWIN_SETS else list(variants)
 
 
 def run_missing(
-    reports: Path, sets: list[str], data_dir: Path, embedding_cache: Path | None, say: Any
+    reports: Path,
+    sets: list[str],
+    data_dir: Path,
+    embedding_cache: Path | None,
+    say: Any,
+    variants: Mapping[str, str] = LEVERS,
 ) -> None:
     """``rag eval`` for each set and lever without a report (one process each, as an operator runs it)."""
     rag = Path(sys.executable).with_name("rag")
     for name in sets:
-        for lever in levers_for(name):
+        for lever in levers_for(name, variants):
             folder = reports / f"{name}-{lever}"
             if _newest_report(folder) is not None:
                 continue
             say(f"levers: {name} {lever}")
-            command = [str(rag), "eval", "--set", name, "--config", f"{COMMON},{LEVERS[lever]}"]
+            command = [str(rag), "eval", "--set", name, "--config", f"{COMMON},{variants[lever]}"]
             command += ["--out", str(folder), "--json", "--quiet"]
             if embedding_cache is not None:
                 command += ["--embedding-cache", str(embedding_cache)]
@@ -91,10 +104,10 @@ def _verdict(lever: Mapping[str, Any], base: Mapping[str, Any]) -> str:
     return out
 
 
-def collect(reports: Path, sets: list[str]) -> dict[str, Any]:
+def collect(reports: Path, sets: list[str], variants: Mapping[str, str] = LEVERS) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for name in sets:
-        runs = {lever: _newest_report(reports / f"{name}-{lever}") for lever in levers_for(name)}
+        runs = {lever: _newest_report(reports / f"{name}-{lever}") for lever in levers_for(name, variants)}
         base = runs.get("base")
         if base is None:
             continue
@@ -110,10 +123,17 @@ def collect(reports: Path, sets: list[str]) -> dict[str, Any]:
                 "figures": figures,
                 "document_hit@5": report["headline"]["hit@5"],
                 "verdict": "-" if lever == "base" else _verdict(figures, base_figures),
+                "delta_vs_base": {m: _delta(figures[m], base_figures[m]) for m in ("mrr@10", "ndcg@10")},
                 "ingest_s": report["ops"].get("seconds", {}).get("ingest"),
             }
         table[name] = {"level": level, "questions": base["counts"]["questions"], "levers": rows}
     return table
+
+
+def _delta(estimate: Mapping[str, Any], base: Mapping[str, Any]) -> float | None:
+    if estimate.get("value") is None or base.get("value") is None:
+        return None
+    return round(float(estimate["value"]) - float(base["value"]), 4)
 
 
 def markdown(table: Mapping[str, Any]) -> str:
@@ -139,10 +159,17 @@ def _cell(estimate: Mapping[str, Any]) -> str:
 
 
 def run_levers(
-    reports: Path, sets: list[str], out: Path, data_dir: Path, embedding_cache: Path | None, say: Any
+    reports: Path,
+    sets: list[str],
+    out: Path,
+    data_dir: Path,
+    embedding_cache: Path | None,
+    say: Any,
+    variants: Mapping[str, str] = LEVERS,
+    name: str = "levers",
 ) -> dict[str, Any]:
-    run_missing(reports, sets, data_dir, embedding_cache, say)
-    table = collect(reports, sets)
+    run_missing(reports, sets, data_dir, embedding_cache, say, variants)
+    table = collect(reports, sets, variants)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "levers.md").write_text(markdown(table), encoding="utf-8")
-    return {"what": __doc__.split("\n\n")[0] if __doc__ else "", "levers": LEVERS, "sets": table}
+    (out / f"{name}.md").write_text(markdown(table), encoding="utf-8")
+    return {"what": __doc__.split("\n\n")[0] if __doc__ else "", "levers": dict(variants), "sets": table}

@@ -6,16 +6,18 @@ pixel is decoded; frames are decoded one at a time as pages are pulled.
 
 from __future__ import annotations
 
+import collections
 import io
 import re
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ingest.loaders import LoadedDocument
-from ingest.loaders.ocr import ensure_ocr_available, ocr_image
+from ingest.loaders.ocr import OcrPool, OcrResult, ensure_ocr_available
 from rag.errors import CorruptDocument, ImageTooLarge, TooManyPages
 from rag.settings import Settings
 from rag.types import Page
@@ -100,6 +102,9 @@ def _check_frames(image: Image.Image, settings: Settings) -> int:
 
 
 def _pages(image: Image.Image, frames: int, settings: Settings) -> Iterator[Page]:
+    """Frames decoded in order here, OCR'd a few at once by the pool, yielded in order."""
+    pool = OcrPool(settings)
+    ahead: collections.deque[tuple[int, Future[OcrResult]]] = collections.deque()
     try:
         for index in range(frames):
             try:
@@ -107,8 +112,16 @@ def _pages(image: Image.Image, frames: int, settings: Settings) -> Iterator[Page
                 frame = ImageOps.exif_transpose(image)  # decodes this frame only
             except _DECODE_ERRORS as exc:
                 raise CorruptDocument(f"Page {index + 1} of the image cannot be decoded") from exc
-            result = ocr_image(frame, settings)
-            frame.close()
-            yield Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)
+            ahead.append((index, pool.submit(frame)))
+            while len(ahead) > pool.workers:
+                yield _frame_page(*ahead.popleft())
+        while ahead:
+            yield _frame_page(*ahead.popleft())
     finally:
+        pool.close()
         image.close()
+
+
+def _frame_page(index: int, reading: Future[OcrResult]) -> Page:
+    result = reading.result()
+    return Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)

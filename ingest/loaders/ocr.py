@@ -14,6 +14,8 @@ environment only (``ingest.loaders.tesseract``); nothing here changes ``os.envir
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from PIL import Image
@@ -50,6 +52,47 @@ class OcrResult(NamedTuple):
     confidence: float | None
     rotation: int = 0
     words: int = 0
+
+
+def ocr_workers(settings: Settings) -> int:
+    """Pages OCR'd at once: ``RAG_OCR_WORKERS``, or the cores shared among the ingestion workers."""
+    if settings.ocr_workers > 0:
+        return settings.ocr_workers
+    return max(1, (os.cpu_count() or 1) // max(1, settings.workers))
+
+
+class OcrPool:
+    """OCR of several pages at once, in submission order for the caller to collect.
+
+    Each page is its own tesseract process (``ingest.loaders.tesseract``) with one OpenMP thread,
+    so threads that wait on them are a pool of processes sized to the cores; they inherit the
+    parser process's memory limit (``ingest.isolation``). Tesseract with one thread per page, pages
+    in parallel, beats one page with every thread: its OpenMP parts are a fraction of a page's time.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workers = ocr_workers(settings)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, image: Image.Image, dpi: int | None = None) -> Future[OcrResult]:
+        """OCR ``image`` (closed once read) on a free worker."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="ocr")
+        return self._executor.submit(_read_and_close, image, self.settings, dpi)
+
+    def close(self) -> None:
+        """Wait for the pages being read; drop the ones not started."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+def _read_and_close(image: Image.Image, settings: Settings, dpi: int | None) -> OcrResult:
+    try:
+        return ocr_image(image, settings, dpi=dpi)
+    finally:
+        image.close()
 
 
 def ensure_ocr_available(settings: Settings) -> None:

@@ -13,12 +13,13 @@ OCR is rendered alone and its bitmap freed before the next.
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import math
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -27,7 +28,7 @@ from pypdf import PasswordType, PdfReader, apply_configuration, get_configuratio
 from pypdf.errors import DependencyError, PdfReadError
 
 from ingest.loaders import LoadedDocument
-from ingest.loaders.ocr import ensure_ocr_available, ocr_image
+from ingest.loaders.ocr import OcrPool, ensure_ocr_available
 from ingest.loaders.text import normalize_newlines
 from rag.errors import (
     CorruptDocument,
@@ -174,8 +175,11 @@ def clean_text_layer(text: str) -> str:
 
 
 def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) -> Iterator[Page]:
+    """Pages in order; up to a window of pages ahead is read (and its OCR started) meanwhile."""
     renderer = _Renderer(data, settings)
+    pool = OcrPool(settings)
     window = max(1, settings.pdf_window_pages)
+    ahead: collections.deque[Callable[[], Page]] = collections.deque()
     try:
         for start in range(0, page_count, window):
             stop = min(start + window, page_count)
@@ -183,8 +187,13 @@ def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) 
                 texts = [_text_layer(reader, renderer, index, settings) for index in range(start, stop)]
             reader.resolved_objects.clear()  # pypdf caches every object it resolves
             for index, text in zip(range(start, stop), texts, strict=True):
-                yield _page(index, text, renderer, settings)
+                ahead.append(_page(index, text, renderer, settings, pool))
+                while len(ahead) > window:
+                    yield ahead.popleft()()
+        while ahead:
+            yield ahead.popleft()()
     finally:
+        pool.close()
         renderer.close()
 
 
@@ -206,21 +215,30 @@ def _extract(reader: PdfReader, index: int) -> str:
         return ""
 
 
-def _page(index: int, text: str, renderer: _Renderer, settings: Settings) -> Page:
+def _page(
+    index: int, text: str, renderer: _Renderer, settings: Settings, pool: OcrPool
+) -> Callable[[], Page]:
+    """The page, once called; a page that needs OCR is rendered now and read by the pool meanwhile."""
     if not needs_ocr(text, settings):
-        return Page(page_no=index + 1, text=text, source="text-layer")
+        return _ready(Page(page_no=index + 1, text=text, source="text-layer"))
     compact_layer = "".join(text.split())
     layer_usable = not is_garbage(compact_layer, settings)
     if not settings.ocr_enabled:  # a garbled layer would only pollute the index
-        return Page(page_no=index + 1, text=text if layer_usable else "", source="text-layer")
+        return _ready(Page(page_no=index + 1, text=text if layer_usable else "", source="text-layer"))
     image, dpi = renderer.render(index)
-    try:
-        result = ocr_image(image, settings, dpi=dpi)
-    finally:
-        image.close()
-    if layer_usable and len("".join(result.text.split())) <= len(compact_layer):
-        return Page(page_no=index + 1, text=text, source="text-layer")
-    return Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)
+    future = pool.submit(image, dpi)
+
+    def finish() -> Page:
+        result = future.result()
+        if layer_usable and len("".join(result.text.split())) <= len(compact_layer):
+            return Page(page_no=index + 1, text=text, source="text-layer")
+        return Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)
+
+    return finish
+
+
+def _ready(page: Page) -> Callable[[], Page]:
+    return lambda: page
 
 
 def render_pdf_page(path: Path, page_no: int, settings: Settings) -> tuple[Image.Image, int]:

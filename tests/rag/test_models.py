@@ -147,7 +147,7 @@ def test_mpnet_from_the_installed_parts(tmp_path: Path) -> None:
     """The real parts join into the pinned upstream weights, load, and embed to 768 dims."""
     if installed_parts(MPNET) is None:
         pytest.skip("all-mpnet-base-v2 parts are not installed (optional: make models-mpnet)")
-    from rag.embedder import Embedder
+    from rag.embedder import TorchEmbedder
 
     loadable, origin = resolve_model("sentence-transformers/all-mpnet-base-v2", tmp_path)
     assert origin == "bundle" and Path(loadable).parent == tmp_path
@@ -155,7 +155,7 @@ def test_mpnet_from_the_installed_parts(tmp_path: Path) -> None:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert digest == MPNET_SAFETENSORS_SHA256
 
-    embedder = Embedder("all-mpnet-base-v2", cache_dir=tmp_path)
+    embedder = TorchEmbedder("all-mpnet-base-v2", cache_dir=tmp_path)
     assert embedder.dim == 768 and embedder.origin == "bundle"
     assert embedder.spec == EmbeddingSpec("sentence-transformers/all-mpnet-base-v2", "torch", 768)
     tower, height, plants = embedder.embed(
