@@ -87,8 +87,9 @@ def doctor_report(settings: Settings) -> dict[str, Any]:
         try:
             report["embedder"] = {
                 "model": settings.embedding_model,
+                "backend": rt.embedder.spec.backend,
                 "origin": origin,
-                "path": loadable,
+                "path": str(getattr(rt.embedder, "path", loadable)),  # an ONNX export's own file
                 "dim": rt.embedder.dim,
                 "max_tokens": rt.embedder.max_tokens,
                 "ok": True,
@@ -96,6 +97,7 @@ def doctor_report(settings: Settings) -> dict[str, Any]:
         except Exception as exc:
             report["embedder"] = {
                 "model": settings.embedding_model,
+                "backend": settings.embedding_backend,
                 "origin": origin,
                 "ok": False,
                 "error": str(exc),

@@ -170,7 +170,11 @@ class Backend:
             }
         except Exception as exc:
             checks["index"] = {"ok": False, "reason": exc.__class__.__name__}
-        checks["embedder"] = {"ok": runtime.loaded("embedder"), "model": self.settings.embedding_model}
+        checks["embedder"] = {
+            "ok": runtime.loaded("embedder"),
+            "model": self.settings.embedding_model,
+            "backend": self.settings.embedding_backend,
+        }
         if runtime.loaded("reranker"):
             reranker = runtime.reranker
             checks["reranker"] = {

@@ -33,10 +33,11 @@ LEVERS: dict[str, str] = {
 SHIPPED = LEVERS["shipped"]
 BACKENDS: dict[str, str] = {
     "base": f"{SHIPPED},embedding_backend=torch",
-    "onnx": f"{SHIPPED},embedding_backend=onnx",
     "onnx-int8": f"{SHIPPED},embedding_backend=onnx-int8",
+    "onnx": f"{SHIPPED},embedding_backend=onnx",
 }
-"""The embedding backends on the shipped configuration; torch is the baseline."""
+"""The embedding backends on the shipped configuration; torch is the baseline, int8 (the candidate
+for the default) runs first."""
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
 TWIN_SETS = frozenset({"financebench-scanned", "financebench-pages"})
 
