@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         default=str(DEFAULT_OUT / "ablation"),
         help="levers, backends: the folder of `rag eval` reports (`make ablation` writes the levers')",
     )
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="levers, backends: build the table from the reports there are, running nothing",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     from rag.logs import configure_logging
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             progress(args),
             variants,
             args.experiment,
+            run=not args.collect_only,
         )
     elif args.experiment == "context":
         from eval.experiments.common import progress

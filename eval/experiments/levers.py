@@ -168,8 +168,10 @@ def run_levers(
     say: Any,
     variants: Mapping[str, str] = LEVERS,
     name: str = "levers",
+    run: bool = True,
 ) -> dict[str, Any]:
-    run_missing(reports, sets, data_dir, embedding_cache, say, variants)
+    if run:
+        run_missing(reports, sets, data_dir, embedding_cache, say, variants)
     table = collect(reports, sets, variants)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(markdown(table), encoding="utf-8")
