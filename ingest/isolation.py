@@ -132,15 +132,13 @@ class _Child:
         status = self.exit_status or 0
         mb = self.memory_bytes // (1024 * 1024)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _EXIT_MEMORY:
-            return ResourceLimit(f"reading the document needs more than {mb} MB of memory", limit="memory")
+            return _out_of_memory(mb)
         if os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
             if number == signal.SIGXCPU:
                 return ResourceLimit("reading the document used up its CPU time", limit="time")
             if self.max_rss_bytes >= self.memory_bytes // 2:
-                return ResourceLimit(
-                    f"reading the document needs more than {mb} MB of memory", limit="memory"
-                )
+                return _out_of_memory(mb)
             return CorruptDocument(f"the parser stopped on this document ({signal.Signals(number).name})")
         return CorruptDocument("the parser stopped on this document")
 
@@ -233,7 +231,8 @@ class _Reading:
         except BaseException:
             self.close()
             raise
-        return LoadedDocument(kind, page_count, title, self._pages(), release=self.close)
+        pages = _counted(self._pages(), self.size_bytes, self.pool.settings)
+        return LoadedDocument(kind, page_count, title, pages, release=self.close)
 
     def _next(self) -> tuple[Any, ...]:
         """The child's next message; raises its errors, and ``ResourceLimit`` past a time limit."""
@@ -272,7 +271,7 @@ class _Reading:
                 return tuple(message)
 
     def _pages(self) -> Iterator[Page]:
-        read = 0
+        """The pages as the child sends them (the child counts characters too, to stop early)."""
         while True:
             message = self._next()
             if message[0] == "end":
@@ -280,15 +279,16 @@ class _Reading:
                 if child is not None:
                     self.pool._give_back(child, message[1])
                 return
-            page: Page = message[1]
-            read += len(page.text)
-            check_characters(read, self.size_bytes, self.pool.settings)
-            yield page
+            yield message[1]
 
     def close(self) -> None:
         child, self.child = self.child, None
         if child is not None:
             child.kill()
+
+
+def _out_of_memory(memory_mb: int) -> ResourceLimit:
+    return ResourceLimit(f"reading the document needs more than {memory_mb} MB of memory", limit="memory")
 
 
 def _inline(path: Path, kind: str, settings: Settings) -> LoadedDocument:
@@ -298,6 +298,7 @@ def _inline(path: Path, kind: str, settings: Settings) -> LoadedDocument:
 
 
 def _counted(pages: Iterator[Page], size_bytes: int, settings: Settings) -> Iterator[Page]:
+    """``pages``, stopped with ``ResourceLimit`` once they pass the document's character budget."""
     read = 0
     for page in pages:
         read += len(page.text)
@@ -371,8 +372,8 @@ def _error_message(
         out_of_memory = isinstance(cause, MemoryError)
         cause = cause.__cause__ or cause.__context__
     if out_of_memory:
-        message = f"reading the document needs more than {settings.parse_memory_mb} MB of memory"
-        return ("error", ResourceLimit.code, message, {"limit": "memory"})
+        error: RagError = _out_of_memory(settings.parse_memory_mb)
+        return ("error", error.code, error.message, error.extra)
     if isinstance(exc, RagError):
         return ("error", exc.code, exc.message, exc.extra)
     # a loader's bug (loaders raise only rag.errors): an internal error, retried like one

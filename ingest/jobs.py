@@ -130,6 +130,13 @@ def _queued_for(conn: sqlite3.Connection, tenant: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _too_many_queued(queued: int, limit: int, retry_after: float) -> QueueFull:
+    return QueueFull(
+        f"{queued} of your documents are waiting to be ingested (limit {limit}); try again later",
+        retry_after=retry_after,
+    )
+
+
 def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
@@ -270,11 +277,7 @@ class JobStore(SqliteStore):
                     out.append((fresh[spec.document_id], False))
                     continue
                 if queued + len(fresh) + 1 > max_depth:
-                    raise QueueFull(
-                        f"{queued} of your documents are waiting to be ingested (limit {max_depth});"
-                        " try again later",
-                        retry_after=self._retry_after(queued, workers),
-                    )
+                    raise _too_many_queued(queued, max_depth, self._retry_after(queued, workers))
                 queued_bytes += spec.size_bytes or 0
                 if max_bytes is not None and queued_bytes > max_bytes:
                     raise QueueFull(
@@ -543,11 +546,8 @@ class JobQueue:
         """Refuse early, before an upload is read, when the tenant's queue is already full."""
         queued, _ = self.store.queued_for(tenant)
         if queued + incoming > self.settings.max_queue_depth:
-            raise QueueFull(
-                f"{queued} of your documents are waiting to be ingested"
-                f" (limit {self.settings.max_queue_depth}); try again later",
-                retry_after=self.store._retry_after(queued, self.settings.workers),
-            )
+            retry_after = self.store._retry_after(queued, self.settings.workers)
+            raise _too_many_queued(queued, self.settings.max_queue_depth, retry_after)
 
     # --- workers ----------------------------------------------------------------
 

@@ -6,18 +6,18 @@ pixel is decoded; frames are decoded one at a time as pages are pulled.
 
 from __future__ import annotations
 
-import collections
+import functools
 import io
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ingest.loaders import LoadedDocument
-from ingest.loaders.ocr import OcrPool, OcrResult, ensure_ocr_available
+from ingest.loaders.ocr import OcrPool, OcrResult, ensure_ocr_available, in_order
 from rag.errors import CorruptDocument, ImageTooLarge, TooManyPages
 from rag.settings import Settings
 from rag.types import Page
@@ -104,19 +104,18 @@ def _check_frames(image: Image.Image, settings: Settings) -> int:
 def _pages(image: Image.Image, frames: int, settings: Settings) -> Iterator[Page]:
     """Frames decoded in order here, OCR'd a few at once by the pool, yielded in order."""
     pool = OcrPool(settings)
-    ahead: collections.deque[tuple[int, Future[OcrResult]]] = collections.deque()
-    try:
+
+    def pending() -> Iterator[Callable[[], Page]]:
         for index in range(frames):
             try:
                 image.seek(index)
                 frame = ImageOps.exif_transpose(image)  # decodes this frame only
             except _DECODE_ERRORS as exc:
                 raise CorruptDocument(f"Page {index + 1} of the image cannot be decoded") from exc
-            ahead.append((index, pool.submit(frame)))
-            while len(ahead) > pool.workers:
-                yield _frame_page(*ahead.popleft())
-        while ahead:
-            yield _frame_page(*ahead.popleft())
+            yield functools.partial(_frame_page, index, pool.submit(frame))
+
+    try:
+        yield from in_order(pending(), pool.workers)
     finally:
         pool.close()
         image.close()

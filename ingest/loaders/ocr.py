@@ -14,15 +14,19 @@ environment only (``ingest.loaders.tesseract``); nothing here changes ``os.envir
 
 from __future__ import annotations
 
+import collections
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from PIL import Image
 
 from ingest.loaders.tesseract import Tesseract, TesseractFailed, TesseractMissing
 from rag.errors import OcrUnavailable
 from rag.settings import Settings
+
+T = TypeVar("T")
 
 PAGE_SEGMENTATION_MODE = 6
 """Tesseract ``--psm``: 6 reads the page as one block of text. Automatic layout analysis
@@ -86,6 +90,18 @@ class OcrPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def in_order(pending: Iterable[Callable[[], T]], ahead: int) -> Iterator[T]:
+    """Call each of ``pending`` in order, keeping up to ``ahead`` more started (pulled) meanwhile:
+    a loader's pages, each submitted to the pool as it is pulled and collected when called."""
+    started: collections.deque[Callable[[], T]] = collections.deque()
+    for item in pending:
+        started.append(item)
+        while len(started) > ahead:
+            yield started.popleft()()
+    while started:
+        yield started.popleft()()
 
 
 def _read_and_close(image: Image.Image, settings: Settings, dpi: int | None) -> OcrResult:

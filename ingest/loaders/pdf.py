@@ -13,7 +13,6 @@ OCR is rendered alone and its bitmap freed before the next.
 
 from __future__ import annotations
 
-import collections
 import io
 import logging
 import math
@@ -28,7 +27,7 @@ from pypdf import PasswordType, PdfReader, apply_configuration, get_configuratio
 from pypdf.errors import DependencyError, PdfReadError
 
 from ingest.loaders import LoadedDocument
-from ingest.loaders.ocr import OcrPool, ensure_ocr_available
+from ingest.loaders.ocr import OcrPool, ensure_ocr_available, in_order
 from ingest.loaders.text import normalize_newlines
 from rag.errors import (
     CorruptDocument,
@@ -179,19 +178,18 @@ def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) 
     renderer = _Renderer(data, settings)
     pool = OcrPool(settings)
     window = max(1, settings.pdf_window_pages)
-    ahead: collections.deque[Callable[[], Page]] = collections.deque()
-    try:
+
+    def pending() -> Iterator[Callable[[], Page]]:
         for start in range(0, page_count, window):
             stop = min(start + window, page_count)
             with apply_configuration(_PYPDF_LIMITS):
                 texts = [_text_layer(reader, renderer, index, settings) for index in range(start, stop)]
             reader.resolved_objects.clear()  # pypdf caches every object it resolves
             for index, text in zip(range(start, stop), texts, strict=True):
-                ahead.append(_page(index, text, renderer, settings, pool))
-                while len(ahead) > window:
-                    yield ahead.popleft()()
-        while ahead:
-            yield ahead.popleft()()
+                yield _page(index, text, renderer, settings, pool)
+
+    try:
+        yield from in_order(pending(), window)
     finally:
         pool.close()
         renderer.close()
