@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.local_guard import LocalGuard, parse_allowed_hosts
 from api.middleware import RequestContext
-from api.routes import documents, jobs, ops, query
+from api.routes import chat, conversations, documents, jobs, ops, query
 from api.service import Service
 from rag.settings import Settings, load_settings
 
@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.include_router(documents.router)
     app.include_router(jobs.router)
     app.include_router(query.router)
+    app.include_router(conversations.router)
+    app.include_router(chat.router)
     app.include_router(ops.router)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

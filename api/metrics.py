@@ -64,6 +64,10 @@ class ApiMetrics:
         )
         self.answers = Counter("rag_answers", "Answers given", ["abstained", "cached", "stream"], registry=r)
         self.uploads = Counter("rag_uploads", "Uploaded files by outcome", ["outcome"], registry=r)
+        self.answers_stored = Counter(
+            "rag_answers_stored", "Answers stored, by the surface that asked", ["surface"], registry=r
+        )
+        self.feedback = Counter("rag_answer_feedback", "Feedback on answers", ["rating"], registry=r)
         with contextlib.suppress(ValueError):  # already registered on a shared registry
             ProcessCollector(registry=r)
 

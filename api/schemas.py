@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.answer import Answer
 from rag.errors import InvalidRequest
 
 Scalar = str | int | float | bool
@@ -32,6 +33,11 @@ class QueryRequest(_Strict):
     top_k: int | None = Field(default=None, ge=1, description="sources to use; bounded by the server")
     stream: bool = Field(default=False, description="answer with Server-Sent Events")
     bypass_cache: bool = False
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="ask inside this conversation: a follow-up is made standalone from its recent turns",
+    )
 
 
 class SearchRequest(_Strict):
@@ -39,6 +45,40 @@ class SearchRequest(_Strict):
     collection: str | None = None
     filters: dict[str, FilterValue] | None = None
     top_k: int | None = Field(default=None, ge=1)
+
+
+class ConversationCreate(_Strict):
+    collection: str | None = Field(default=None, description="the collection it asks (default: 'default')")
+    title: str | None = Field(default=None, max_length=200, description="default: its first question")
+
+
+class ConversationOut(BaseModel):
+    id: str
+    collection: str
+    title: str
+    created_at: float
+    updated_at: float
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+    total: int
+
+
+class ConversationDetail(ConversationOut):
+    turns: list[Answer] = Field(description="the answers given in it, oldest first, exactly as returned")
+
+
+class FeedbackCreate(_Strict):
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    answer_id: str
+    rating: Literal["up", "down"]
+    comment: str
 
 
 class UploadItem(BaseModel):
@@ -144,8 +184,14 @@ def parse_metadata(raw: str | None) -> dict[str, Any]:
 
 
 __all__ = [
+    "ConversationCreate",
+    "ConversationDetail",
+    "ConversationList",
+    "ConversationOut",
     "DocumentList",
     "DocumentOut",
+    "FeedbackCreate",
+    "FeedbackOut",
     "Health",
     "JobOut",
     "QueryRequest",

@@ -174,7 +174,24 @@ def _print(text: str, *, json_mode: bool) -> None:
     print(text, file=sys.stderr if json_mode else sys.stdout)
 
 
+def _export_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from eval.feedback import export_feedback
+
+    if args.set or args.all or args.url:
+        raise InvalidRequest(
+            "--from-feedback exports the service's feedback; it takes no --set, --all or --url"
+        )
+    if not settings.conversations_path.exists():
+        raise InvalidRequest(f"no feedback yet: {settings.conversations_path} does not exist")
+    out = Path(args.from_feedback)
+    count = export_feedback(settings.conversations_path, out, rating=args.rating)
+    print(f"{count} golden-set candidate(s) written to {out}: review each, then delete its 'review' object")
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.from_feedback:
+        return _export_feedback(args, settings)
     started = time.perf_counter()
     settings = eval_settings(settings.model_copy(update={"data_dir": settings.data_dir / "eval"}))
     _quiet_service_logs(settings)
@@ -291,3 +308,9 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the headline metrics as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--from-feedback",
+        metavar="OUT.jsonl",
+        help="export answers users marked up or down (the service's data dir) as golden-set candidates",
+    )
+    p.add_argument("--rating", choices=["up", "down"], help="with --from-feedback: only this rating")

@@ -91,6 +91,15 @@ AnswerType = Literal["answer", "evidence", "abstained"]
 
 
 class Answer(BaseModel):
+    id: str | None = None
+    """The stored answer's id (for history and ``/v1/answers/{id}/feedback``); ``None`` outside the service."""
+    conversation_id: str | None = None
+    question: str = ""
+    """The question as asked."""
+    retrieval_query: str = ""
+    """What retrieval searched for: the question, or its standalone rewrite when it referred back."""
+    rewrite_method: Literal["none", "offline", "llm"] = "none"
+    """How a follow-up was made standalone (``none``: it was not rewritten)."""
     answer: str
     abstained: bool
     answer_type: AnswerType = "answer"

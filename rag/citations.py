@@ -28,12 +28,19 @@ SNIPPET_CHARS = 300
 
 
 class Citation(BaseModel):
+    """One citation, made once by the checker and carried unchanged by every surface (the answer,
+    its stream, chat completions, MCP, the stored conversation)."""
+
     n: int
     document_id: str
     document_name: str
     pages: list[int]
     snippet: str
     chunk_id: str
+    char_start: int = 0
+    """Where the quoted passage starts in the document's text (its pages joined by the page
+    separator); the whole cited source's span when the snippet cannot be placed exactly."""
+    char_end: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,15 @@ def _snippet(source: SourceRef, claim: str) -> str:
     return (cut[: cut.rfind(" ")] if " " in cut else cut) + "…"
 
 
+def snippet_offsets(source: SourceRef, snippet: str) -> tuple[int, int]:
+    """The snippet's offsets in the document text; the source's own span when it cannot be placed."""
+    quoted = snippet.removesuffix("…")
+    at = source.text.find(quoted) if source.exact and quoted else -1
+    if at < 0:
+        return source.char_start, source.char_end
+    return source.char_start + at, source.char_start + at + len(quoted)
+
+
 _MARKER_ONLY = re.compile(rf"(?:{CITATION_MARKER.pattern}\s*)+")
 
 
@@ -123,6 +139,21 @@ def _claims(text: str) -> dict[int, str]:
         for n in parse_markers(sentence):
             out[n] = (out.get(n, "") + " " + sentence).strip()
     return out
+
+
+def _citation(source: SourceRef, claim: str) -> Citation:
+    snippet = _snippet(source, claim)
+    start, end = snippet_offsets(source, snippet)
+    return Citation(
+        n=source.n,
+        document_id=source.document_id,
+        document_name=source.document_name,
+        pages=list(source.pages),
+        snippet=snippet,
+        chunk_id=source.chunk_id,
+        char_start=start,
+        char_end=end,
+    )
 
 
 def check_answer(raw: str, sources: Sequence[SourceRef], *, json_mode: bool = False) -> CheckedAnswer:
@@ -147,16 +178,6 @@ def check_answer(raw: str, sources: Sequence[SourceRef], *, json_mode: bool = Fa
         if n in by_label and n not in order:
             order.append(n)
     claims = _claims(text)
-    citations = [
-        Citation(
-            n=n,
-            document_id=by_label[n].document_id,
-            document_name=by_label[n].document_name,
-            pages=list(by_label[n].pages),
-            snippet=_snippet(by_label[n], claims.get(n, text)),
-            chunk_id=by_label[n].chunk_id,
-        )
-        for n in order
-    ]
+    citations = [_citation(by_label[n], claims.get(n, text)) for n in order]
     uncited = bool(sources) and not citations
     return CheckedAnswer(text, False, citations, dropped, uncited, json_valid)

@@ -264,6 +264,9 @@ class ContextPacker:
                 pages=list(range(s.page_start, s.page_end + 1)),
                 text=s.text.strip(),
                 score=s.score,
+                char_start=s.start + (len(s.text) - len(s.text.lstrip())),
+                char_end=s.end - (len(s.text) - len(s.text.rstrip())),
+                exact=s.exact,
             )
             for n, s in enumerate(ordered, start=1)
         ]

@@ -193,6 +193,10 @@ class Settings(BaseSettings):
         return self.data_dir / "lexical"
 
     @property
+    def conversations_path(self) -> Path:
+        return self.data_dir / "conversations.sqlite3"
+
+    @property
     def cache_path(self) -> Path:
         return self.data_dir / "llm_cache.sqlite3"
 

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ingest.jobs import Job, JobQueue
     from ingest.pipeline import IngestionPipeline
     from rag.answering import QueryPipeline
+    from rag.conversations import ConversationStore
     from rag.embedder import Embedder
+    from rag.followups import FollowupRewriter
     from rag.index.store import DocumentStore
     from rag.llm.gateway import Gateway
     from rag.rerank.base import Reranker
@@ -186,6 +188,19 @@ class Runtime:
 
         return QueryPipeline(self.settings, self.index, self.embedders, self.reranker, self.gateway)
 
+    @cached_property
+    def rewriter(self) -> FollowupRewriter:
+        """Makes follow-ups standalone: the LLM when one is configured, else the offline method."""
+        from rag.followups import make_rewriter
+
+        return make_rewriter(self.settings, self.gateway)
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        from rag.conversations import ConversationStore
+
+        return ConversationStore(self.settings.conversations_path)
+
     # --- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
@@ -194,6 +209,8 @@ class Runtime:
             pipeline.close()
         if self.loaded("jobs"):
             self.jobs.store.close()
+        if self.loaded("conversations"):
+            self.conversations.close()
         if self.loaded("index"):
             self.index.close()
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from api.answers import Deadline, answer_question, prepare_question, stream_question
 from api.auth import Principal
 from api.deps import ServiceDep, TenantDep
 from api.limits import check_question, check_top_k
@@ -18,7 +19,7 @@ from api.problems import error_responses, problem_body
 from api.schemas import QueryRequest, SearchRequest
 from api.service import Service
 from rag.answer import Answer, SearchResult, StreamEvent
-from rag.errors import DeadlineExceeded, RagError
+from rag.errors import RagError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -29,18 +30,6 @@ _SSE_DOC = (
     " whose data is the answer object (citations, usage, timings); a failure after the stream began is an"
     " `event: error` whose data is a problem object."
 )
-
-
-class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = asyncio.get_running_loop().time() + seconds
-
-    def timeout(self) -> asyncio.Timeout:
-        return asyncio.timeout_at(self.at)
-
-    def exceeded(self) -> DeadlineExceeded:
-        return DeadlineExceeded(f"the query took longer than {self.seconds:g} s")
 
 
 def _scope(service: Service, principal: Principal, collection: str | None) -> str:
@@ -59,25 +48,35 @@ def _scope(service: Service, principal: Principal, collection: str | None) -> st
 )
 async def query(body: QueryRequest, service: ServiceDep, principal: TenantDep) -> Any:
     settings = service.settings
-    question = check_question(body.question, settings)
     top_k = check_top_k(body.top_k, settings)
-    collection = _scope(service, principal, body.collection)
-    deadline = _Deadline(settings.query_deadline_s)
+    deadline = Deadline(settings.query_deadline_s)
     args: dict[str, Any] = {
-        "collection": collection,
         "filters": body.filters or None,
         "top_k": top_k,
-        "api_key_id": principal.key_id,
         "bypass_cache": body.bypass_cache,
+        "surface": "query",
     }
     try:
         async with deadline.timeout():
-            pipeline = await service.backend.query_pipeline()
             if body.stream:
-                events = pipeline.stream(question, **args)
+                asked = await prepare_question(
+                    service,
+                    principal,
+                    body.question,
+                    collection=body.collection,
+                    conversation_id=body.conversation_id,
+                )
+                events = stream_question(service, principal, asked, **args)
                 first = await anext(events)
             else:
-                answer = await pipeline.ask(question, **args)
+                answer = await answer_question(
+                    service,
+                    principal,
+                    body.question,
+                    collection=body.collection,
+                    conversation_id=body.conversation_id,
+                    **args,
+                )
     except TimeoutError:
         raise deadline.exceeded() from None
     except StopAsyncIteration:
@@ -97,7 +96,7 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def _sse(
-    service: Service, events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: _Deadline
+    service: Service, events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: Deadline
 ) -> AsyncIterator[bytes]:
     """Deltas as they come, the checked answer last; errors after the first byte become an event."""
     event: StreamEvent | None = first
@@ -140,7 +139,7 @@ async def search(body: SearchRequest, service: ServiceDep, principal: TenantDep)
     question = check_question(body.query, settings)
     top_k = check_top_k(body.top_k, settings)
     collection = _scope(service, principal, body.collection)
-    deadline = _Deadline(settings.query_deadline_s)
+    deadline = Deadline(settings.query_deadline_s)
     try:
         async with deadline.timeout():
             pipeline = await service.backend.query_pipeline()

@@ -23,6 +23,12 @@ class SourceRef(BaseModel):
     pages: list[int]
     text: str
     score: float = 0.0
+    char_start: int = 0
+    char_end: int = 0
+    """Where ``text`` sits in the document's text (pages joined by ``PAGE_SEPARATOR``)."""
+    exact: bool = False
+    """``text`` is exactly the document's text between the offsets (a table piece with its
+    repeated header is not): only then can a quote's own offsets be computed from it."""
 
 
 class LLMRequest(BaseModel):
