@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     budget_per_key_daily_usd: float | None = None
     budget_action: Literal["fallback", "fail"] = "fallback"
 
+    # --- follow-ups ----------------------------------------------------------------
+    followup_rewrite: Literal["auto", "offline", "off"] = "auto"
+    """A follow-up that refers back ("And in 2022?") is rewritten standalone before retrieval:
+    ``auto`` by the LLM when the chain has a real model (else the offline rules), ``offline`` by
+    the rules only, ``off`` not at all (``rag.followups``)."""
+    followup_history_turns: int = Field(default=3, ge=0)
+    """Earlier turns a rewrite may draw on (newest last)."""
+    followup_rewrite_timeout_s: float = Field(default=5.0, gt=0)
+    """How long the LLM rewrite may take before the offline rewrite is used instead."""
+    followup_rewrite_max_tokens: int = Field(default=64, ge=8)
+
     # --- HTTP service ------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000

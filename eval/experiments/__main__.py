@@ -1,4 +1,5 @@
-"""``python -m eval.experiments retrieval|floor|context|levers``: run one experiment and write its JSON."""
+"""``python -m eval.experiments retrieval|floor|context|levers|backends|followups``: run one experiment
+and write its JSON."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m eval.experiments",
         description="The README's retrieval, abstention and context-efficiency figures, as JSON under bench-results/.",
     )
-    parser.add_argument("experiment", choices=("retrieval", "floor", "context", "levers", "backends"))
+    parser.add_argument(
+        "experiment", choices=("retrieval", "floor", "context", "levers", "backends", "followups")
+    )
     parser.add_argument("--datasets", default=str(DEFAULT_DATASETS_DIR), help="the shared datasets folder")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="index folder (reused between runs)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where the JSON goes")
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="levers, backends: build the table from the reports there are, running nothing",
     )
+    parser.add_argument(
+        "--multiturn",
+        default=None,
+        help="followups: the multi-turn set (default: data/multiturn/followups.json)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     from rag.logs import configure_logging
@@ -80,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             args.experiment,
             run=not args.collect_only,
         )
+    elif args.experiment == "followups":
+        from eval.experiments.followups import run_followups
+
+        payload = run_followups(args)
     elif args.experiment == "context":
         from eval.experiments.common import progress
         from eval.experiments.context import run_context
