@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.local_guard import LocalGuard, parse_allowed_hosts
+from api.mcp import McpEndpoint
 from api.middleware import RequestContext
 from api.routes import chat, conversations, documents, jobs, ops, query
 from api.service import Service
@@ -30,12 +31,14 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     """Build the app; nothing is opened until start-up. ``registry`` isolates metrics (tests)."""
     settings = settings or load_settings()
     service = Service(settings, registry)
+    mcp = McpEndpoint(service)  # MCP clients: streamable HTTP at /mcp (api/mcp.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         try:
-            yield
+            async with mcp.running():  # the MCP SDK's session manager lives as long as the app
+                yield
         finally:
             await service.close_gateway()
             await asyncio.to_thread(service.stop)
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.include_router(conversations.router)
     app.include_router(chat.router)
     app.include_router(ops.router)
+    app.router.routes.append(mcp.route)
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # off unless configured: a browser app on another origin that holds an API key

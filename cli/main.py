@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cli import documents, query, reindex, serve
+from cli import documents, mcp, query, reindex, serve
 from cli import eval as evaluation
 from cli.common import EXIT_FAILED, EXIT_USAGE, Command, Subparsers, print_json
 from rag.errors import RagError
@@ -23,6 +23,7 @@ REGISTRATIONS: tuple[Callable[[Subparsers], None], ...] = (
     reindex.register,  # reindex
     query.register,  # search, ask, doctor
     serve.register,  # serve
+    mcp.register,  # mcp
     evaluation.register,  # eval
 )
 

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from ingest.intake import Accepted, Admission
 from ingest.jobs import QUEUED, RUNNING, Job
 from rag.catalog import ACTIVE
-from rag.errors import NotReady, RagError
+from rag.errors import NotFound, NotReady, RagError
 from rag.logs import log_event
 from rag.settings import Settings
+from rag.types import Chunk, Document, chunk_id
 from service.runtime import Runtime
 from service.samples import SampleTarget, seed_samples
 
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from rag.answering import QueryPipeline
-    from rag.types import Document
 
 log = logging.getLogger(__name__)
+
+CHUNK_BATCH = 64
+"""Chunks read from the index at a time when walking a document."""
 
 JobFinished = Callable[[Job, str, float], None]
 """Told of every finished attempt: the job, its new state (``queued`` when it will be retried), seconds."""
@@ -209,6 +212,35 @@ class Backend:
     def documents(self, collection: str) -> list[Document]:
         """The indexed documents of one (internal) collection."""
         return self.runtime.index.catalog.documents(collection)
+
+    def page_chunks(self, doc: Document, page: int) -> list[Chunk]:
+        """The document's chunks from the one before ``page`` to the one after, in order.
+
+        Chunks run in page order (first and last page never decrease with the ordinal), so a
+        binary search finds the first one without reading the whole document."""
+        index = self.runtime.index
+
+        def read(ordinals: Sequence[int]) -> list[Chunk]:
+            return [s.chunk for s in index.get([chunk_id(doc.id, n) for n in ordinals])]
+
+        with index.consistent_read():
+            lo, hi = 0, doc.chunks
+            while lo < hi:
+                mid = (lo + hi) // 2
+                probe = read([mid])
+                if not probe:  # deleted or replaced while we read
+                    raise NotFound(f"document {doc.id[:64]} not found")
+                if probe[0].page_end < page - 1:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            found: list[Chunk] = []
+            for first in range(lo, doc.chunks, CHUNK_BATCH):
+                for chunk in read(range(first, min(first + CHUNK_BATCH, doc.chunks))):
+                    if chunk.page_start > page + 1:
+                        return found
+                    found.append(chunk)
+        return found
 
     def collections(self) -> list[str]:
         """Every (internal) collection that has documents."""

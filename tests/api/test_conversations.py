@@ -13,6 +13,7 @@ import pytest
 from openai import NotFoundError, OpenAI
 
 from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, BETA_KEY, LiveServer, assert_problem
+from tests.api.test_mcp import payload, with_session
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +158,7 @@ def test_the_openai_sdk_streams_and_rewrites_follow_ups(live: LiveServer, sample
 
 
 def test_one_citation_object_on_every_surface(live: LiveServer, samples_indexed: dict) -> None:
-    """The same question through /v1/query, its stream, chat (both ways) and the history: same citations."""
+    """One question through /v1/query, its stream, chat (both ways), MCP and the history: same citations."""
     with live.client(ALPHA_KEY) as client:
         cid = client.post("/v1/conversations", json={}).json()["id"]
         plain = client.post("/v1/query", json={"question": FRESNEL, "conversation_id": cid}).json()
@@ -175,12 +176,18 @@ def test_one_citation_object_on_every_surface(live: LiveServer, samples_indexed:
             json.loads(line[6:]) for line in chat_stream.text.splitlines() if line.startswith("data: {")
         ]
         history = client.get(f"/v1/conversations/{cid}").json()["turns"][0]
+
+    async def ask(session: Any) -> dict[str, Any]:
+        return payload(await session.call_tool("ask", {"question": FRESNEL}))
+
+    mcp = with_session(live, ALPHA_KEY, ask)
     expected = plain["citations"]
     assert expected and expected[0]["char_end"] > expected[0]["char_start"]
     assert answer_event["citations"] == expected
     assert chat["choices"][0]["message"]["citations"] == expected
     assert chunks[-1]["citations"] == expected
     assert history["citations"] == expected
+    assert mcp["citations"] == expected
 
 
 def test_bad_chat_requests_get_problems(live: LiveServer) -> None:
@@ -226,3 +233,21 @@ def test_what_open_webui_sends_is_understood(live: LiveServer, samples_indexed: 
     assert "Fresnel" in text
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] >= 0
     assert chunks[-2]["citations"][0]["document_name"] == "lighthouses.pdf"
+
+
+def test_mcp_asks_inside_a_conversation_of_its_tenant_only(live: LiveServer, samples_indexed: dict) -> None:
+    with live.client(ALPHA_KEY) as client:
+        cid = client.post("/v1/conversations", json={}).json()["id"]
+        client.post("/v1/query", json={"question": NORMANS, "conversation_id": cid})
+
+    async def follow_up(session: Any) -> Any:
+        return await session.call_tool("ask", {"question": FOLLOW_UP, "conversation_id": cid})
+
+    answer = payload(with_session(live, ALPHA_KEY, follow_up))
+    assert answer["conversation_id"] == cid and answer["rewrite_method"] == "offline"
+    assert "Norman" in answer["retrieval_query"]
+    refused = with_session(live, BETA_KEY, follow_up)
+    assert refused.is_error and refused.structured_content["code"] == "not_found"
+    with live.client(ALPHA_KEY) as client:
+        turns = client.get(f"/v1/conversations/{cid}").json()["turns"]
+    assert [t["question"] for t in turns] == [NORMANS, FOLLOW_UP] and turns[1]["id"] == answer["id"]

@@ -51,4 +51,12 @@ def test_generated_requests_conform_and_never_fail(live: LiveServer) -> None:
         except Exception as exc:  # collect every operation's failure, then report them together
             failures[f"{operation.label} ({mode.value})"] = f"{exc.__class__.__name__}: {str(exc)[:1500]}"
     assert "POST /v1/documents" in labels and "POST /v1/query" in labels and len(labels) >= 10
+    assert {
+        "POST /v1/chat/completions",
+        "GET /v1/models",
+        "POST /v1/conversations",
+        "GET /v1/conversations/{conversation_id}",
+        "DELETE /v1/conversations/{conversation_id}",
+        "POST /v1/answers/{answer_id}/feedback",
+    } <= set(labels)
     assert not failures, "\n\n".join(f"{k}\n{v}" for k, v in failures.items())
