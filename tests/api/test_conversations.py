@@ -12,7 +12,15 @@ import httpx
 import pytest
 from openai import NotFoundError, OpenAI
 
-from tests.api.conftest import ADMIN_KEY, ALPHA_KEY, BETA_KEY, LiveServer, assert_problem
+from tests.api.conftest import (
+    ADMIN_KEY,
+    ALPHA_KEY,
+    BETA_KEY,
+    LiveServer,
+    assert_problem,
+    upload,
+    wait_job,
+)
 from tests.api.test_mcp import payload, with_session
 
 pytestmark = pytest.mark.slow
@@ -95,6 +103,14 @@ def test_another_tenant_sees_none_of_it(live: LiveServer, samples_indexed: dict)
             assert_problem(resp, 404, "not_found")
         assert cid not in [c["id"] for c in beta.get("/v1/conversations").json()["conversations"]]
         assert alpha.get(f"/v1/conversations/{cid}").status_code == 200
+        # a collection is a model only for its tenant
+        job = upload(alpha, [("memo.txt", b"The alpha-only memo says the vault code is blue.")], "alpha-only")
+        assert wait_job(alpha, job.json()["items"][0]["job_id"])["state"] == "succeeded"
+        assert "alpha-only" in [m["id"] for m in alpha.get("/v1/models").json()["data"]]
+        assert "alpha-only" not in [m["id"] for m in beta.get("/v1/models").json()["data"]]
+        chat = {"model": "alpha-only", "messages": [{"role": "user", "content": "What is the vault code?"}]}
+        assert_problem(beta.post("/v1/chat/completions", json=chat), 404, "not_found")
+        assert alpha.post("/v1/chat/completions", json=chat).status_code == 200
 
 
 def test_feedback_is_stored_and_counted(live: LiveServer, samples_indexed: dict) -> None:
