@@ -19,6 +19,7 @@ from rag.answer import Answer, StreamEvent
 from rag.conversations import Conversation, new_id
 from rag.errors import DeadlineExceeded, InvalidRequest, NotFound
 from rag.followups import Rewrite, Turn
+from rag.tracing import tracer
 from rag.types import Filters
 
 
@@ -91,7 +92,9 @@ async def prepare_question(
     internal = principal.internal(collection or settings.default_collection)
     if history:
         await service.backend.query_pipeline()  # the rewriter may need the warmed gateway
-        rewrite = await service.backend.runtime.rewriter.rewrite(question, history)
+        with tracer.start_as_current_span("rewrite") as span:
+            rewrite = await service.backend.runtime.rewriter.rewrite(question, history)
+            span.set_attributes({"rag.rewritten": rewrite.rewritten, "rag.rewrite_method": rewrite.method})
     else:
         rewrite = Rewrite(question, False, "none")
     return Asked(question, internal, conversation, rewrite, new_id("ans"))

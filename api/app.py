@@ -19,6 +19,7 @@ from api.middleware import RequestContext
 from api.routes import chat, conversations, documents, jobs, ops, query
 from api.service import Service
 from rag.settings import Settings, load_settings
+from rag.tracing import configure_tracing
 
 DESCRIPTION = """Answers questions from the documents you upload, with citations (document, pages, snippet).
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     settings = settings or load_settings()
     service = Service(settings, registry)
     mcp = McpEndpoint(service)  # MCP clients: streamable HTTP at /mcp (api/mcp.py)
+    tracing = configure_tracing()  # only with OTEL_EXPORTER_OTLP_ENDPOINT set
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
         finally:
             await service.close_gateway()
             await asyncio.to_thread(service.stop)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # exports what is still batched
 
     app = FastAPI(
         title="RAG question answering",
@@ -78,6 +82,15 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
         body_idle_timeout_s=settings.body_idle_timeout_s,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if tracing is not None:  # a span per request, the root of the stages' spans
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracing,
+            excluded_urls="healthz,readyz,metrics",
+            exclude_spans=["receive", "send"],
+        )
     return app
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from opentelemetry import trace
 
 from ingest.chunking import Chunker
 from ingest.intake import Admission, admit, check_size, document_id, indexed_copy, validate_collection
@@ -34,6 +35,7 @@ from rag.embedder import Embedder
 from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound, ResourceLimit
 from rag.index.base import IndexWriter
 from rag.settings import Settings
+from rag.tracing import tracer
 from rag.types import Chunk, Document, Page
 
 _EMBED_BATCH = 64
@@ -163,18 +165,25 @@ class IngestionPipeline:
 
         state = IngestProgress(stage="reading")
         report = progress or (lambda _p: None)
-        loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
-        try:
-            document, chunks, vectors, timings = self._read_and_embed(
-                admission, collection, loaded, state, report
+        with tracer.start_as_current_span(
+            "ingest", attributes={"rag.document_id": admission.document_id, "rag.kind": admission.kind}
+        ) as span:
+            loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
+            try:
+                document, chunks, vectors, timings = self._read_and_embed(
+                    admission, collection, loaded, state, report
+                )
+            finally:
+                loaded.release()
+            state.stage = "indexing"
+            report(state)
+            t0 = time.perf_counter()
+            with tracer.start_as_current_span("write"):
+                written = self.index.write(document, chunks, vectors)
+            timings["index"] = time.perf_counter() - t0
+            span.set_attributes(
+                {"rag.pages": document.pages, "rag.chunks": len(chunks), "rag.duplicate": not written}
             )
-        finally:
-            loaded.release()
-        state.stage = "indexing"
-        report(state)
-        t0 = time.perf_counter()
-        written = self.index.write(document, chunks, vectors)
-        timings["index"] = time.perf_counter() - t0
         state.stage = "done"
         report(state)
         return IngestResult(
@@ -209,21 +218,36 @@ class IngestionPipeline:
         state.pages_total = loaded.page_count
         report(state)
 
+        job = trace.get_current_span().get_span_context()
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(job))  # for the reader thread
+
         def counted_pages() -> Iterator[Page]:
-            for page in loaded.pages:
-                state.pages_read += 1
-                if page.source == "ocr":
-                    state.ocr_pages += 1
-                report(state)
-                yield page
+            # spans overlap: pages stream from the parser while chunks are cut and embedded
+            reading = tracer.start_span("read", context=parent)
+            asked = time.time_ns()
+            try:
+                for page in loaded.pages:
+                    state.pages_read += 1
+                    if page.source == "ocr":  # the time this page took to come back from OCR
+                        state.ocr_pages += 1
+                        tracer.start_span(
+                            "ocr", context=parent, start_time=asked, attributes={"rag.page": state.pages_read}
+                        ).end()
+                    report(state)
+                    yield page
+                    asked = time.time_ns()
+            finally:
+                reading.set_attribute("rag.pages", state.pages_read)
+                reading.end()
 
         profiles: list[DocumentProfile] = []
 
         def profiled_chunks() -> Iterator[Chunk]:
             # in the reader thread: the first pages make the profile that heads every chunk's context
-            profile, pages = read_profile(counted_pages(), title=document.metadata.get("title"))
-            profiles.append(profile)
-            yield from self.chunker.chunk(document.id, pages, profile)
+            with tracer.start_span("chunk", context=parent):
+                profile, pages = read_profile(counted_pages(), title=document.metadata.get("title"))
+                profiles.append(profile)
+                yield from self.chunker.chunk(document.id, pages, profile)
 
         timings = {"embed": 0.0}
         chunks: list[Chunk] = []
@@ -231,7 +255,8 @@ class IngestionPipeline:
         for batch in _produce_batches(profiled_chunks(), _EMBED_BATCH, on_stop=loaded.release):
             state.stage = "embedding"
             t0 = time.perf_counter()
-            vectors.append(self.embedder.embed([c.embedded_text for c in batch]))
+            with tracer.start_as_current_span("embed", attributes={"rag.chunks": len(batch)}):
+                vectors.append(self.embedder.embed([c.embedded_text for c in batch]))
             timings["embed"] += time.perf_counter() - t0
             chunks.extend(batch)
             if len(chunks) > self.settings.max_chunks_per_document:

@@ -41,6 +41,7 @@ from rag.prompts import build_request
 from rag.rerank.base import Reranker
 from rag.retrieval import RETRIEVAL_STAGES, QueryEmbedder, Retrieval, RetrievalMode, Retriever
 from rag.settings import Settings
+from rag.tracing import tracer
 from rag.types import Filters
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,9 @@ class QueryPipeline:
         """Retrieve and pack: everything before the LLM (benchmarks time this)."""
         retrieval = self._retrieve(question, collection, filters, k)
         started = time.perf_counter()
-        packed = self.pack(retrieval, k)
+        with tracer.start_as_current_span("pack") as span:
+            packed = self.pack(retrieval, k)
+            span.set_attributes({"rag.sources": len(packed.sources), "rag.packed_tokens": packed.tokens_used})
         retrieval.timings["pack"] = round((time.perf_counter() - started) * 1000, 3)
         info = RetrievalInfo(
             candidates=retrieval.candidates,
@@ -230,7 +233,17 @@ class QueryPipeline:
             api_key_id=api_key_id,
         )
         t = time.perf_counter()
-        response = await gateway.complete(request)
+        with tracer.start_as_current_span("llm") as span:  # each attempt is a child span
+            response = await gateway.complete(request)
+            span.set_attributes(
+                {
+                    "llm.provider": response.provider,
+                    "llm.model": response.model,
+                    "llm.cache_hit": response.cached,
+                    "llm.input_tokens": response.usage.input_tokens,
+                    "llm.output_tokens": response.usage.output_tokens,
+                }
+            )
         llm_ms = (time.perf_counter() - t) * 1000
         return self._checked(
             response.text, response, prepared, json_mode=self.json_mode, llm_ms=llm_ms, started=started

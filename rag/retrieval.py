@@ -26,6 +26,7 @@ from rag.index.base import IndexReader
 from rag.logs import log_event
 from rag.rerank.base import Reranker
 from rag.settings import Settings
+from rag.tracing import tracer
 from rag.types import Filters, Hit, StoredChunk
 from rag.vocabulary import query_vocabulary
 
@@ -105,9 +106,11 @@ class _Clock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time a stage, and trace it (a span per stage, under the request's span)."""
         started = time.perf_counter()
         try:
-            yield
+            with tracer.start_as_current_span(name):
+                yield
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             self.timings[name] = round(self.timings.get(name, 0.0) + elapsed, 3)

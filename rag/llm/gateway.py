@@ -10,9 +10,10 @@ runs in-process as the last resort and ignores the deadline: a late answer beats
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry
 
 from rag.errors import InvalidRequest, ProviderError, RagError, StreamInterrupted
@@ -30,6 +31,7 @@ from rag.llm.retry import RetryPolicy, retrying
 from rag.llm.trail import Trail
 from rag.llm.types import LLMRequest, LLMResponse, StreamDelta
 from rag.settings import Settings
+from rag.tracing import tracer
 
 T = TypeVar("T")
 Answer = AsyncGenerator[str | LLMResponse, None]  # text deltas (streaming only), then the response
@@ -196,7 +198,9 @@ class Gateway:
     async def _begin(self, lane: Lane, request: LLMRequest, trail: Trail, streaming: bool) -> Answer:
         """Get ``lane`` to the point of answering; a ``RagError`` here means: try the next lane."""
         if lane.local:
-            completion = await lane.answer_locally(request, trail.tally)
+            with _attempt_span(lane, 1) as span:
+                completion = await lane.answer_locally(request, trail.tally)
+                _record_tokens(span, completion)
             return _whole(trail.response(lane, completion, completion.text), streaming)
         if not lane.breaker.available():
             raise lane.circuit_open()
@@ -240,13 +244,45 @@ class Gateway:
         yield trail.response(lane, item, streamed_text(item, call, lane, self.observer))
 
     def _retrying(self, lane: Lane, call: Call, attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        number = 0
+
+        async def traced() -> T:
+            nonlocal number
+            number += 1
+            with _attempt_span(lane, number) as span:
+                result = await attempt()
+                if isinstance(result, Completion):
+                    _record_tokens(span, result)
+                return result
+
         return retrying(
-            attempt,
+            traced,
             policy=self.retry_policy,
             max_attempts=lane.provider.config.max_attempts,
             time_left=call.remaining,
             on_retry=lambda number, wait, exc: self.observer.record_retry(lane, number, wait, exc),
         )
+
+
+def _attempt_span(lane: Lane, number: int) -> AbstractContextManager[Span]:
+    """One provider attempt as a span (a child of the request's ``llm`` span); errors mark it failed."""
+    return tracer.start_as_current_span(
+        "llm.attempt",
+        attributes={
+            "llm.provider": lane.name,
+            "llm.model": lane.model,
+            "llm.attempt": number,
+            "llm.breaker": "none" if lane.local else lane.breaker.state.value,
+        },
+    )
+
+
+def _record_tokens(span: Span, completion: Completion) -> None:
+    span.set_attribute("llm.finish_reason", completion.finish_reason)
+    if completion.input_tokens is not None:
+        span.set_attribute("llm.input_tokens", completion.input_tokens)
+    if completion.output_tokens is not None:
+        span.set_attribute("llm.output_tokens", completion.output_tokens)
 
 
 async def _opened(
