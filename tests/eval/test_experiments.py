@@ -105,7 +105,7 @@ def test_the_entry_point_offers_every_experiment(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     assert exit_.value.code == 0
-    assert "{retrieval,floor,context,levers,backends}" in capsys.readouterr().out
+    assert "{retrieval,floor,context,levers,backends,followups}" in capsys.readouterr().out
 
 
 @pytest.mark.slow
