@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eval.golden import DEFAULT_DATASETS_DIR, REPO_ROOT, GoldenRecord, GoldenSet, load_set, load_squad
 from rag.errors import InvalidGoldenSet
-from rag.followups import AUX, STOPWORDS, WH
+from rag.followup_rules import AUX, STOPWORDS, WH
 
 FORMAT = "rag-multiturn/1"
 DEFAULT_PATH = REPO_ROOT / "data" / "multiturn" / "followups.json"
