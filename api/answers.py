@@ -9,18 +9,23 @@ conversation's history and for feedback.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from api.auth import Principal
 from api.limits import check_question
+from api.problems import problem_body
 from api.service import Service
 from rag.answer import Answer, StreamEvent
 from rag.conversations import Conversation, new_id
-from rag.errors import DeadlineExceeded, InvalidRequest, NotFound
+from rag.errors import DeadlineExceeded, InvalidRequest, NotFound, RagError
 from rag.followups import Rewrite, Turn
 from rag.tracing import tracer
 from rag.types import Filters
+
+log = logging.getLogger(__name__)
 
 
 class Deadline:
@@ -54,7 +59,7 @@ def conversation_of(service: Service, principal: Principal, conversation_id: str
     """The caller's conversation; another tenant's, or none, is 404 alike."""
     found = service.backend.runtime.conversations.get(principal.tenant, conversation_id)
     if found is None:
-        raise NotFound(f"conversation {conversation_id!r} not found")
+        raise NotFound(f"conversation {conversation_id[:64]!r} not found")
     return found
 
 
@@ -100,8 +105,10 @@ async def prepare_question(
     return Asked(question, internal, conversation, rewrite, new_id("ans"))
 
 
-def _finish(service: Service, principal: Principal, asked: Asked, answer: Answer, surface: str) -> Answer:
-    """The answer with its id and query fields, stored as it will be returned."""
+def _finish(
+    service: Service, principal: Principal, asked: Asked, answer: Answer, surface: str, *, streamed: bool
+) -> Answer:
+    """The answer with its id and query fields, stored as it will be returned, and counted."""
     answer.id = asked.answer_id
     answer.conversation_id = asked.conversation.id if asked.conversation else None
     answer.question = asked.question
@@ -117,6 +124,9 @@ def _finish(service: Service, principal: Principal, asked: Asked, answer: Answer
         answer=answer.model_dump(mode="json"),
     )
     service.metrics.answers_stored.labels(surface).inc()
+    service.metrics.answers.labels(
+        str(answer.abstained).lower(), str(answer.cached).lower(), str(streamed).lower()
+    ).inc()
     return answer
 
 
@@ -146,7 +156,7 @@ async def answer_question(
         api_key_id=principal.key_id,
         bypass_cache=bypass_cache,
     )
-    return await asyncio.to_thread(_finish, service, principal, asked, answer, surface)
+    return await asyncio.to_thread(_finish, service, principal, asked, answer, surface, streamed=False)
 
 
 async def stream_question(
@@ -173,10 +183,39 @@ async def stream_question(
     try:
         async for event in events:
             if event.type == "answer" and event.answer is not None:
-                stored = await asyncio.to_thread(_finish, service, principal, asked, event.answer, surface)
+                stored = await asyncio.to_thread(
+                    _finish, service, principal, asked, event.answer, surface, streamed=True
+                )
                 yield StreamEvent(type="answer", answer=stored)
             else:
                 yield event
+    finally:
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+async def paced(
+    events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: Deadline
+) -> AsyncIterator[StreamEvent | dict[str, Any]]:
+    """A stream's events, each awaited within the request's deadline. A failure after the stream
+    began (its status is sent) ends it with one problem body instead: each surface frames it."""
+    event: StreamEvent | None = first
+    try:
+        while event is not None:
+            yield event
+            try:
+                async with deadline.timeout():
+                    event = await anext(events)
+            except StopAsyncIteration:
+                event = None
+    except TimeoutError:
+        yield problem_body(deadline.exceeded())
+    except RagError as exc:
+        yield problem_body(exc)
+    except Exception:
+        log.exception("answer stream failed")
+        yield problem_body(RagError("The answer stream failed; it has been logged."))
     finally:
         closer = getattr(events, "aclose", None)
         if closer is not None:
@@ -189,6 +228,7 @@ __all__ = [
     "answer_question",
     "conversation_of",
     "history_of",
+    "paced",
     "prepare_question",
     "stream_question",
 ]

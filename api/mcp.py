@@ -295,9 +295,6 @@ def build_server(
                 conversation_id=conversation_id,
                 surface=SURFACE,
             )
-            service.metrics.answers.labels(
-                str(answer.abstained).lower(), str(answer.cached).lower(), "false"
-            ).inc()
             return _json_result(answer.model_dump(mode="json"))
 
         return await _guarded(service, run())

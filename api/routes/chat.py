@@ -23,11 +23,11 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.answers import Deadline, answer_question, prepare_question, stream_question
+from api.answers import Deadline, answer_question, paced, prepare_question, stream_question
 from api.auth import Principal
 from api.deps import ServiceDep, TenantDep
 from api.limits import check_top_k
-from api.problems import error_responses, problem_body
+from api.problems import error_responses
 from api.service import Service
 from rag.answer import Answer, StreamEvent
 from rag.errors import InvalidRequest, NotFound, RagError
@@ -194,7 +194,6 @@ async def chat_completions(body: ChatRequest, service: ServiceDep, principal: Te
         usage = bool((body.stream_options or {}).get("include_usage"))
         return StreamingResponse(
             _chunks(
-                service,
                 events,
                 first,
                 deadline,
@@ -206,7 +205,6 @@ async def chat_completions(body: ChatRequest, service: ServiceDep, principal: Te
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    service.metrics.answers.labels(str(answer.abstained).lower(), str(answer.cached).lower(), "false").inc()
     return {
         "id": f"chatcmpl-{answer.id}",
         "object": "chat.completion",
@@ -235,7 +233,6 @@ def _data(payload: Any) -> bytes:
 
 
 async def _chunks(
-    service: Service,
     events: AsyncIterator[StreamEvent],
     first: StreamEvent,
     deadline: Deadline,
@@ -259,42 +256,23 @@ async def _chunks(
         return _data(body)
 
     yield chunk({"role": "assistant", "content": ""})
-    event: StreamEvent | None = first
-    try:
-        while event is not None:
-            if event.type == "answer" and event.answer is not None:
-                answer = event.answer
-                service.metrics.answers.labels(
-                    str(answer.abstained).lower(), str(answer.cached).lower(), "true"
-                ).inc()
-                yield chunk({}, "stop", citations=_citations(answer), rag=_extension(answer))
-                if usage:
-                    yield _data(
-                        {
-                            "id": stream_id,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": model,
-                            "choices": [],
-                            "usage": _usage(answer),
-                        }
-                    )
-            elif event.text:
-                yield chunk({"content": event.text})
-            try:
-                async with deadline.timeout():
-                    event = await anext(events)
-            except StopAsyncIteration:
-                event = None
-    except TimeoutError:
-        yield _data({"error": problem_body(deadline.exceeded())})
-    except RagError as exc:
-        yield _data({"error": problem_body(exc)})
-    except Exception:
-        log.exception("chat stream failed")
-        yield _data({"error": problem_body(RagError("The answer stream failed; it has been logged."))})
-    finally:
-        closer = getattr(events, "aclose", None)
-        if closer is not None:
-            await closer()
+    async for item in paced(events, first, deadline):
+        if isinstance(item, dict):
+            yield _data({"error": item})
+        elif item.type == "answer" and item.answer is not None:
+            answer = item.answer
+            yield chunk({}, "stop", citations=_citations(answer), rag=_extension(answer))
+            if usage:
+                yield _data(
+                    {
+                        "id": stream_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": _usage(answer),
+                    }
+                )
+        elif item.text:
+            yield chunk({"content": item.text})
     yield b"data: [DONE]\n\n"

@@ -101,7 +101,7 @@ async def get_conversation(
 async def delete_conversation(conversation_id: str, service: ServiceDep, principal: TenantDep) -> Response:
     store = service.backend.runtime.conversations
     if not await asyncio.to_thread(store.delete, principal.tenant, conversation_id):
-        raise NotFound(f"conversation {conversation_id!r} not found")
+        raise NotFound(f"conversation {conversation_id[:64]!r} not found")
     return Response(status_code=204)
 
 
@@ -116,7 +116,7 @@ async def get_answer(answer_id: str, service: ServiceDep, principal: TenantDep) 
         service.backend.runtime.conversations.answer, principal.tenant, answer_id
     )
     if stored is None:
-        raise NotFound(f"answer {answer_id!r} not found")
+        raise NotFound(f"answer {answer_id[:64]!r} not found")
     return Answer.model_validate(stored.answer)
 
 
@@ -135,6 +135,6 @@ async def add_feedback(
         store.add_feedback, principal.tenant, answer_id, body.rating, body.comment.strip()
     )
     if feedback_id is None:
-        raise NotFound(f"answer {answer_id!r} not found")
+        raise NotFound(f"answer {answer_id[:64]!r} not found")
     service.metrics.feedback.labels(body.rating).inc()
     return FeedbackOut(id=feedback_id, answer_id=answer_id, rating=body.rating, comment=body.comment.strip())

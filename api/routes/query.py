@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.answers import Deadline, answer_question, prepare_question, stream_question
+from api.answers import Deadline, answer_question, paced, prepare_question, stream_question
 from api.auth import Principal
 from api.deps import ServiceDep, TenantDep
 from api.limits import check_question, check_top_k
-from api.problems import error_responses, problem_body
+from api.problems import error_responses
 from api.schemas import QueryRequest, SearchRequest
 from api.service import Service
 from rag.answer import Answer, SearchResult, StreamEvent
@@ -83,11 +83,10 @@ async def query(body: QueryRequest, service: ServiceDep, principal: TenantDep) -
         raise RagError("the answer stream ended before it began") from None
     if body.stream:
         return StreamingResponse(
-            _sse(service, events, first, deadline),
+            _sse(events, first, deadline),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    service.metrics.answers.labels(str(answer.abstained).lower(), str(answer.cached).lower(), "false").inc()
     return answer
 
 
@@ -96,36 +95,16 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def _sse(
-    service: Service, events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: Deadline
+    events: AsyncIterator[StreamEvent], first: StreamEvent, deadline: Deadline
 ) -> AsyncIterator[bytes]:
     """Deltas as they come, the checked answer last; errors after the first byte become an event."""
-    event: StreamEvent | None = first
-    try:
-        while event is not None:
-            if event.type == "answer" and event.answer is not None:
-                answer = event.answer
-                service.metrics.answers.labels(
-                    str(answer.abstained).lower(), str(answer.cached).lower(), "true"
-                ).inc()
-                yield _event("answer", answer.model_dump(mode="json"))
-            else:
-                yield _event("delta", {"text": event.text})
-            try:
-                async with deadline.timeout():
-                    event = await anext(events)
-            except StopAsyncIteration:
-                event = None
-    except TimeoutError:
-        yield _event("error", problem_body(deadline.exceeded()))
-    except RagError as exc:
-        yield _event("error", problem_body(exc))
-    except Exception:
-        log.exception("answer stream failed")
-        yield _event("error", problem_body(RagError("The answer stream failed; it has been logged.")))
-    finally:
-        closer = getattr(events, "aclose", None)
-        if closer is not None:
-            await closer()
+    async for item in paced(events, first, deadline):
+        if isinstance(item, dict):
+            yield _event("error", item)
+        elif item.type == "answer" and item.answer is not None:
+            yield _event("answer", item.answer.model_dump(mode="json"))
+        else:
+            yield _event("delta", {"text": item.text})
 
 
 @router.post(
