@@ -147,6 +147,22 @@ async def answer_question(
     asked = await prepare_question(
         service, principal, question, collection=collection, conversation_id=conversation_id, history=history
     )
+    return await answer_asked(
+        service, principal, asked, filters=filters, top_k=top_k, bypass_cache=bypass_cache, surface=surface
+    )
+
+
+async def answer_asked(
+    service: Service,
+    principal: Principal,
+    asked: Asked,
+    *,
+    filters: Filters | None = None,
+    top_k: int | None = None,
+    bypass_cache: bool = False,
+    surface: str = "query",
+) -> Answer:
+    """The stored answer to a prepared question (``prepare_question``)."""
     pipeline = await service.backend.query_pipeline()
     answer = await pipeline.ask(
         asked.rewrite.query,
@@ -225,6 +241,7 @@ async def paced(
 __all__ = [
     "Asked",
     "Deadline",
+    "answer_asked",
     "answer_question",
     "conversation_of",
     "history_of",

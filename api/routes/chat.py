@@ -23,7 +23,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.answers import Deadline, answer_question, paced, prepare_question, stream_question
+from api.answers import Deadline, answer_asked, paced, prepare_question, stream_question
 from api.auth import Principal
 from api.deps import ServiceDep, TenantDep
 from api.limits import check_top_k
@@ -164,28 +164,19 @@ async def chat_completions(body: ChatRequest, service: ServiceDep, principal: Te
     created = int(time.time())
     try:
         async with deadline.timeout():
+            asked = await prepare_question(
+                service,
+                principal,
+                question,
+                collection=collection,
+                conversation_id=body.conversation_id,
+                history=history,
+            )
             if body.stream:
-                asked = await prepare_question(
-                    service,
-                    principal,
-                    question,
-                    collection=collection,
-                    conversation_id=body.conversation_id,
-                    history=history,
-                )
                 events = stream_question(service, principal, asked, top_k=top_k, surface="chat")
                 first = await anext(events)
             else:
-                answer = await answer_question(
-                    service,
-                    principal,
-                    question,
-                    collection=collection,
-                    conversation_id=body.conversation_id,
-                    history=history,
-                    top_k=top_k,
-                    surface="chat",
-                )
+                answer = await answer_asked(service, principal, asked, top_k=top_k, surface="chat")
     except TimeoutError:
         raise deadline.exceeded() from None
     except StopAsyncIteration:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.answers import Deadline, answer_question, paced, prepare_question, stream_question
+from api.answers import Deadline, answer_asked, paced, prepare_question, stream_question
 from api.auth import Principal
 from api.deps import ServiceDep, TenantDep
 from api.limits import check_question, check_top_k
@@ -58,25 +58,18 @@ async def query(body: QueryRequest, service: ServiceDep, principal: TenantDep) -
     }
     try:
         async with deadline.timeout():
+            asked = await prepare_question(
+                service,
+                principal,
+                body.question,
+                collection=body.collection,
+                conversation_id=body.conversation_id,
+            )
             if body.stream:
-                asked = await prepare_question(
-                    service,
-                    principal,
-                    body.question,
-                    collection=body.collection,
-                    conversation_id=body.conversation_id,
-                )
                 events = stream_question(service, principal, asked, **args)
                 first = await anext(events)
             else:
-                answer = await answer_question(
-                    service,
-                    principal,
-                    body.question,
-                    collection=body.collection,
-                    conversation_id=body.conversation_id,
-                    **args,
-                )
+                answer = await answer_asked(service, principal, asked, **args)
     except TimeoutError:
         raise deadline.exceeded() from None
     except StopAsyncIteration:

@@ -7,36 +7,24 @@ machine load hits both alike. Overhead = gateway latency minus direct latency, p
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 
+from eval.fake_llm import fake_llm_server
 from rag.llm.gateway import Gateway
 from rag.llm.types import LLMRequest, Message
 from rag.settings import load_settings
 
-_FAKE_SERVER = Path(__file__).resolve().parents[2] / "tests" / "fakes" / "llm_server.py"
 _PROMPT = "Answer from the sources and cite them as [n].\n\nSources:\n" + "\n".join(
     f"[{i}] The Eiffel Tower is a wrought-iron lattice tower in Paris, finished in 1889." for i in range(8)
 )
-
-
-def _fake_server_module() -> ModuleType:
-    if not _FAKE_SERVER.exists():
-        raise FileNotFoundError(f"the fake LLM server is not at {_FAKE_SERVER} (run from a source checkout)")
-    spec = importlib.util.spec_from_file_location("rag_bench_fake_llm_server", _FAKE_SERVER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -135,7 +123,7 @@ async def _measure(base_url: str, workdir: Path, calls: int, warmup: int) -> dic
 
 def run_gateway_bench(out: dict[str, Any], *, calls: int = 300, warmup: int = 30) -> None:
     """Measure and write the figures into ``out["gateway"]``."""
-    fake = _fake_server_module()
+    fake = fake_llm_server()
     with tempfile.TemporaryDirectory(prefix="rag-bench-gateway-") as tmp:
         server = fake.FakeLLMServer.start(Path(tmp) / "server.log")
         try:

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import statistics
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -48,6 +46,7 @@ from eval.experiments.common import (
     progress,
     retrieve_all,
 )
+from eval.fake_llm import fake_llm_server
 from eval.golden import REPO_ROOT
 from eval.metrics import retrieval as rm
 from eval.multiturn import DEFAULT_PATH, Conversation, SourceName, load_multiturn, source_sets
@@ -66,22 +65,10 @@ LABELS = {
     "standalone": "standalone question (ceiling)",
 }
 PAIRS = (("offline", "raw"), ("standalone", "offline"), ("offline", "concat"), ("llm_wiring", "standalone"))
-_FAKE_SERVER = Path(__file__).resolve().parents[2] / "tests" / "fakes" / "llm_server.py"
 
 
 def turns(conversation: Conversation) -> list[Turn]:
     return [Turn(question=t.question, answer=t.answer) for t in conversation.turns]
-
-
-def _fake_server_module() -> ModuleType:
-    """The tests' fake provider (a source checkout's file, loaded by path: eval imports no tests)."""
-    if not _FAKE_SERVER.exists():
-        raise FileNotFoundError(f"the fake LLM server is not at {_FAKE_SERVER} (run from a source checkout)")
-    spec = importlib.util.spec_from_file_location("rag_followups_fake_llm_server", _FAKE_SERVER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def _llm_rewrites(
@@ -131,7 +118,7 @@ async def _llm_rewrites(
 
 
 def _llm_wiring(conversations: Sequence[Conversation], say: Say) -> tuple[list[Rewrite], dict[str, Any]]:
-    fake = _fake_server_module()
+    fake = fake_llm_server()
     with tempfile.TemporaryDirectory(prefix="rag-followups-") as tmp:
         server = fake.FakeLLMServer.start(Path(tmp) / "server.log")
         try:
