@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from rag.citations import CITATION_MARKER
-from rag.followup_rules import Turn, find_reference, refers_back, resolve
+from rag.followup_rules import Reference, Turn, find_reference, refers_back, resolve
 from rag.llm.config import load_chain
 from rag.llm.schema import ABSTENTION_SENTENCE, EVIDENCE_SENTENCE
 from rag.llm.types import LLMRequest, LLMResponse, Message
@@ -65,6 +65,17 @@ def _recent(history: Sequence[Turn], turns: int) -> list[Turn]:
     return usable[-turns:] if turns > 0 else []
 
 
+def _gate(question: str, history: Sequence[Turn], turns: int) -> Rewrite | tuple[Reference, list[Turn]]:
+    """What a rewrite works from (the reference and the recent turns), or the unchanged question."""
+    reference = find_reference(question)
+    if reference is None:
+        return Rewrite(question, False, "none")
+    recent = _recent(history, turns)
+    if not recent:
+        return Rewrite(question, False, "none", f"{reference.reason}, but there is no earlier turn")
+    return reference, recent
+
+
 class OfflineRewriter:
     """Rules, no model: deterministic, instant, and the fallback of the LLM rewriter."""
 
@@ -76,12 +87,10 @@ class OfflineRewriter:
 
     def rewrite_now(self, question: str, history: Sequence[Turn]) -> Rewrite:
         """The same rewrite, synchronously (evaluation rewrites thousands of questions)."""
-        reference = find_reference(question)
-        if reference is None:
-            return Rewrite(question, False, "none")
-        recent = _recent(history, self.history_turns)
-        if not recent:
-            return Rewrite(question, False, "none", f"{reference.reason}, but there is no earlier turn")
+        gated = _gate(question, history, self.history_turns)
+        if isinstance(gated, Rewrite):
+            return gated
+        reference, recent = gated
         query, how = resolve(question, recent, reference)
         if query.strip() == question.strip():
             return Rewrite(question, False, "none", f"{reference.reason}; nothing to resolve it with")
@@ -185,12 +194,10 @@ class LlmRewriter:
         self.offline_providers = frozenset(offline_providers)
 
     async def rewrite(self, question: str, history: Sequence[Turn]) -> Rewrite:
-        reference = find_reference(question)
-        if reference is None:
-            return Rewrite(question, False, "none")
-        recent = _recent(history, self.history_turns)
-        if not recent:
-            return Rewrite(question, False, "none", f"{reference.reason}, but there is no earlier turn")
+        gated = _gate(question, history, self.history_turns)
+        if isinstance(gated, Rewrite):
+            return gated
+        _, recent = gated
         started = time.perf_counter()
         why = await self._ask(question, recent)
         if isinstance(why, Rewrite):
