@@ -16,7 +16,7 @@ from api import problems
 from api.local_guard import LocalGuard, parse_allowed_hosts
 from api.mcp import McpEndpoint
 from api.middleware import RequestContext
-from api.routes import chat, conversations, documents, jobs, ops, query
+from api.routes import chat, conversations, documents, jobs, ops, pages, query
 from api.service import Service
 from rag.settings import Settings, load_settings
 from rag.tracing import configure_tracing
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, registry: Any = None) -> Fas
     app.state.service = service
     problems.install(app, on_problem=lambda exc: service.metrics.errors.labels(exc.code).inc())
     app.include_router(documents.router)
+    app.include_router(pages.router)
     app.include_router(jobs.router)
     app.include_router(query.router)
     app.include_router(conversations.router)

@@ -224,7 +224,8 @@ def read_document_page(service: Service, principal: Principal, document_id: str,
         raise NotFound(f"document {document_id[:64]} is {found.state}, not indexed: it has no pages to read")
     if page < 1 or (doc.pages and page > doc.pages):
         raise NotFound(f"page {page} of document {doc.id} not found: it has {doc.pages} page(s)")
-    text = page_text(service.backend.page_chunks(doc, page), page)
+    record = service.backend.page(doc.id, page)  # kept since page images; rebuilt for older documents
+    text = record.text if record is not None else page_text(service.backend.page_chunks(doc, page), page)
     return {
         "document_id": doc.id,
         "document_name": doc.name,

@@ -146,6 +146,28 @@ class DocumentList(BaseModel):
     total: int
 
 
+class HighlightRect(BaseModel):
+    """A rectangle on the page as fractions of its width and height, origin top-left."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+class PageLayoutOut(BaseModel):
+    document_id: str
+    page: int
+    width: float = Field(description="the displayed page's width: points for PDFs, pixels for images")
+    height: float
+    source: str = Field(description="text-layer, ocr or text: how the page's text was read")
+    words: int = Field(description="words whose boxes are known on this page")
+    highlight: list[HighlightRect] = Field(
+        description="the passage's lines, each a rectangle covering its words (empty without a passage)"
+    )
+    text: str | None = Field(default=None, description="the highlighted passage as the page text states it")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     uptime_s: float

@@ -30,13 +30,14 @@ from ingest.intake import Admission, admit, check_size, document_id, indexed_cop
 from ingest.isolation import ParserPool
 from ingest.jobs import Job
 from ingest.loaders import LoadedDocument
+from ingest.pages import recorded
 from ingest.profile import DocumentProfile, read_profile
 from rag.embedder import Embedder
 from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound, ResourceLimit
 from rag.index.base import IndexWriter
 from rag.settings import Settings
 from rag.tracing import tracer
-from rag.types import Chunk, Document, Page
+from rag.types import Chunk, Document, Page, PageRecord
 
 _EMBED_BATCH = 64
 
@@ -170,7 +171,7 @@ class IngestionPipeline:
         ) as span:
             loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
             try:
-                document, chunks, vectors, timings = self._read_and_embed(
+                document, chunks, vectors, pages, timings = self._read_and_embed(
                     admission, collection, loaded, state, report
                 )
             finally:
@@ -179,7 +180,7 @@ class IngestionPipeline:
             report(state)
             t0 = time.perf_counter()
             with tracer.start_as_current_span("write"):
-                written = self.index.write(document, chunks, vectors)
+                written = self.index.write(document, chunks, vectors, pages=pages, original=path)
             timings["index"] = time.perf_counter() - t0
             span.set_attributes(
                 {"rag.pages": document.pages, "rag.chunks": len(chunks), "rag.duplicate": not written}
@@ -203,7 +204,7 @@ class IngestionPipeline:
         loaded: LoadedDocument,
         state: IngestProgress,
         report: ProgressCallback,
-    ) -> tuple[Document, list[Chunk], np.ndarray, dict[str, float]]:
+    ) -> tuple[Document, list[Chunk], np.ndarray, list[PageRecord], dict[str, float]]:
         """Pages to embedded chunks: reading and chunking in a thread, embedding in this one."""
         document = Document(
             id=admission.document_id,
@@ -241,13 +242,16 @@ class IngestionPipeline:
                 reading.end()
 
         profiles: list[DocumentProfile] = []
+        records: list[PageRecord] = []
 
         def profiled_chunks() -> Iterator[Chunk]:
             # in the reader thread: the first pages make the profile that heads every chunk's context
             with tracer.start_span("chunk", context=parent):
                 profile, pages = read_profile(counted_pages(), title=document.metadata.get("title"))
                 profiles.append(profile)
-                yield from self.chunker.chunk(document.id, pages, profile)
+                yield from self.chunker.chunk(
+                    document.id, recorded(pages, tables=self.chunker.tables, into=records), profile
+                )
 
         timings = {"embed": 0.0}
         chunks: list[Chunk] = []
@@ -272,7 +276,7 @@ class IngestionPipeline:
         document.pages, document.ocr_pages = state.pages_read, state.ocr_pages
         if profiles:  # stored for the query side; the caller's own metadata wins
             document.metadata = {**profiles[0].to_metadata(), **document.metadata}
-        return document, chunks, np.vstack(vectors), timings
+        return document, chunks, np.vstack(vectors), records, timings
 
 
 _DONE = object()

@@ -17,12 +17,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.db import SqliteStore, equal_to
-from rag.types import Document
+from rag.layout import PageLayout
+from rag.types import Document, PageRecord
 from rag.vectors import EmbeddingSpec
 
 __all__ = [
@@ -65,6 +68,18 @@ CREATE TABLE IF NOT EXISTS collection_embeddings (
     backend TEXT NOT NULL,
     dim INTEGER NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    document_id TEXT NOT NULL,
+    page_no INTEGER NOT NULL,
+    text_offset INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    text BLOB NOT NULL,
+    width REAL,
+    height REAL,
+    spans BLOB,
+    boxes BLOB,
+    PRIMARY KEY (document_id, page_no)
 );
 CREATE TABLE IF NOT EXISTS vector_sets (
     physical TEXT PRIMARY KEY,
@@ -122,6 +137,35 @@ def _row_to_document(row: sqlite3.Row) -> Document:
         state=row["state"],
         created_at=row["created_at"],
         metadata=json.loads(row["metadata"]),
+    )
+
+
+def _page_row(doc_id: str, page: PageRecord) -> tuple[Any, ...]:
+    layout = page.layout
+    spans, boxes = layout.to_blobs() if layout is not None else (None, None)
+    return (
+        doc_id,
+        page.page_no,
+        page.text_offset,
+        page.source,
+        zlib.compress(page.text.encode("utf-8"), 6),
+        layout.width if layout is not None else None,
+        layout.height if layout is not None else None,
+        spans,
+        boxes,
+    )
+
+
+def _row_to_page(row: sqlite3.Row) -> PageRecord:
+    layout = None
+    if row["spans"] is not None:
+        layout = PageLayout.from_blobs(row["width"], row["height"], row["spans"], row["boxes"])
+    return PageRecord(
+        page_no=row["page_no"],
+        text_offset=row["text_offset"],
+        text=zlib.decompress(row["text"]).decode("utf-8"),
+        source=row["source"],
+        layout=layout,
     )
 
 
@@ -190,12 +234,27 @@ class Catalog(SqliteStore):
                 kept.add(doc.id)
         return kept
 
+    def page(self, doc_id: str, page_no: int) -> PageRecord | None:
+        """One page's text and word boxes, as ingestion recorded them."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM pages WHERE document_id = ? AND page_no = ?", (doc_id, page_no)
+            ).fetchone()
+        return _row_to_page(row) if row else None
+
     # --- writes -----------------------------------------------------------------
 
-    def begin_write(self, document: Document) -> None:
+    def begin_write(self, document: Document, pages: Sequence[PageRecord] = ()) -> None:
+        """Note ``document`` as being written, with its pages (replacing any of an unfinished write)."""
         now = time.time()
         with self.transaction() as conn:
             conn.execute("DELETE FROM documents WHERE id = ? AND state != ?", (document.id, ACTIVE))
+            conn.execute("DELETE FROM pages WHERE document_id = ?", (document.id,))
+            conn.executemany(
+                "INSERT INTO pages (document_id, page_no, text_offset, source, text, width, height, spans,"
+                " boxes) VALUES (?,?,?,?,?,?,?,?,?)",
+                (_page_row(document.id, page) for page in pages),
+            )
             conn.execute(
                 "INSERT INTO documents (id, collection, name, content_sha256, kind, size_bytes, pages,"
                 " ocr_pages, chunks, state, created_at, updated_at, metadata)"
@@ -228,6 +287,7 @@ class Catalog(SqliteStore):
                 )
             ]
             conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in replaced])
+            conn.executemany("DELETE FROM pages WHERE document_id = ?", [(d,) for d in replaced])
             conn.execute(
                 "UPDATE documents SET state = ?, pages = ?, ocr_pages = ?, chunks = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -244,6 +304,7 @@ class Catalog(SqliteStore):
             if row is None:
                 return None
             conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            conn.execute("DELETE FROM pages WHERE document_id = ?", (doc_id,))
             return row[0], self._bump(conn, row[0])
 
     def unfinished(self) -> list[Document]:
@@ -347,4 +408,5 @@ def _matches(actual: Any, wanted: Any) -> bool:
 def discard_unfinished(catalog: Catalog, doc_id: str) -> None:
     """Drop a half-written document's row without touching generations (it was never visible)."""
     with catalog.transaction() as conn:
-        conn.execute("DELETE FROM documents WHERE id = ? AND state = ?", (doc_id, WRITING))
+        if conn.execute("DELETE FROM documents WHERE id = ? AND state = ?", (doc_id, WRITING)).rowcount:
+            conn.execute("DELETE FROM pages WHERE document_id = ?", (doc_id,))

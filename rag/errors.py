@@ -112,6 +112,14 @@ class EmbeddingModelMismatch(Conflict):
     title = "The collection is indexed with another embedding model"
 
 
+class PageNotAvailable(Conflict):
+    """A page that has no image to show: the document's format has no pages (text, HTML, Word), or it
+    was stored before the service kept originals and word boxes (upload it again)."""
+
+    code = "page_not_available"
+    title = "This page cannot be shown as an image"
+
+
 # --- document problems ------------------------------------------------------
 
 

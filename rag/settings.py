@@ -220,6 +220,10 @@ class Settings(BaseSettings):
         return self.data_dir / "uploads"
 
     @property
+    def originals_dir(self) -> Path:
+        return self.data_dir / "originals"
+
+    @property
     def models_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
 

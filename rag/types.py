@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rag.layout import PageLayout
+
 PageSource = Literal["text-layer", "ocr", "text"]
 
 
@@ -26,6 +28,8 @@ class Page:
     source: PageSource
     ocr_confidence: float | None = None
     headings: tuple[Heading, ...] = ()
+    layout: PageLayout | None = None
+    """Where the words of ``text`` sit on the page (``None`` for formats without pages)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,26 @@ def indexed_text(text: str, context: str) -> str:
 
 
 PAGE_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """A page as the catalog keeps it, so a citation's offsets can be found on the page.
+
+    ``text`` is the page's text as chunk offsets index it (tables rewritten), starting at
+    ``text_offset`` of the document text; ``layout`` places its words (``None``: no boxes).
+    """
+
+    page_no: int
+    text_offset: int
+    text: str
+    source: PageSource
+    layout: PageLayout | None = None
+
+    def span(self, start: int, end: int) -> tuple[int, int] | None:
+        """``start..end`` of the document text as offsets of this page's text; ``None`` if apart."""
+        lo, hi = max(start - self.text_offset, 0), min(end - self.text_offset, len(self.text))
+        return (lo, hi) if lo < hi else None
 
 
 @dataclass(slots=True)

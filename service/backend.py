@@ -25,7 +25,7 @@ from rag.catalog import ACTIVE
 from rag.errors import NotFound, NotReady, RagError
 from rag.logs import log_event
 from rag.settings import Settings
-from rag.types import Chunk, Document, chunk_id
+from rag.types import Chunk, Document, PageRecord, chunk_id
 from service.runtime import Runtime
 from service.samples import SampleTarget, seed_samples
 
@@ -241,6 +241,18 @@ class Backend:
                         return found
                     found.append(chunk)
         return found
+
+    def page(self, doc_id: str, page_no: int) -> PageRecord | None:
+        """A page's stored text and word boxes (``None``: no such page, or none were kept)."""
+        return self.runtime.index.page(doc_id, page_no)
+
+    def original(self, doc_id: str) -> Path | None:
+        """The document's original file, if it is kept."""
+        return self.runtime.index.originals.get(doc_id)
+
+    def chunk(self, chunk_id: str) -> Chunk | None:
+        found = self.runtime.index.get([chunk_id])
+        return found[0].chunk if found else None
 
     def collections(self) -> list[str]:
         """Every (internal) collection that has documents."""

@@ -78,7 +78,11 @@ with Runtime(settings) as rt:
         fh.write("5")
     t = time.perf_counter()
     r = rt.ingestion.ingest_file(Path(sys.argv[2]))
+    import sqlite3
+    with sqlite3.connect(settings.catalog_path) as db:  # the pages' text and word boxes, as stored
+        stored, words = db.execute("SELECT SUM(length(text) + length(spans) + length(boxes)), 0 FROM pages").fetchone()
     print(json.dumps({"pages": r.pages, "chunks": r.chunks, "seconds": round(time.perf_counter() - t, 1),
+                      "page_records_kib": round((stored or 0) / 1024, 1),
                       "rss_before_mib": round(before, 1),
                       "peak_rss_mib": round(status_mib("VmHWM"), 1),
                       "process_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))

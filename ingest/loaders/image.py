@@ -112,7 +112,8 @@ def _pages(image: Image.Image, frames: int, settings: Settings) -> Iterator[Page
                 frame = ImageOps.exif_transpose(image)  # decodes this frame only
             except _DECODE_ERRORS as exc:
                 raise CorruptDocument(f"Page {index + 1} of the image cannot be decoded") from exc
-            yield functools.partial(_frame_page, index, pool.submit(frame))
+            size = frame.size  # before the pool reads and closes the frame
+            yield functools.partial(_frame_page, index, size, pool.submit(frame))
 
     try:
         yield from in_order(pending(), pool.workers)
@@ -121,6 +122,12 @@ def _pages(image: Image.Image, frames: int, settings: Settings) -> Iterator[Page
         image.close()
 
 
-def _frame_page(index: int, reading: Future[OcrResult]) -> Page:
+def _frame_page(index: int, size: tuple[int, int], reading: Future[OcrResult]) -> Page:
     result = reading.result()
-    return Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)
+    return Page(
+        page_no=index + 1,
+        text=result.text,
+        source="ocr",
+        ocr_confidence=result.confidence,
+        layout=result.layout(*size) if result.words else None,
+    )

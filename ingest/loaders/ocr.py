@@ -24,6 +24,7 @@ from PIL import Image
 
 from ingest.loaders.tesseract import Tesseract, TesseractFailed, TesseractMissing
 from rag.errors import OcrUnavailable
+from rag.layout import PageLayout, rotate_rect
 from rag.settings import Settings
 
 T = TypeVar("T")
@@ -50,12 +51,31 @@ MIN_WORDS_TO_ROTATE = 10
 
 
 class OcrResult(NamedTuple):
-    """``confidence`` is the mean word confidence (0-100), ``None`` when no word was found."""
+    """``confidence`` is the mean word confidence (0-100), ``None`` when no word was found.
+
+    ``boxes``: each word's ``(start, end)`` in ``text`` and its ``(left, top, right, bottom)`` in
+    pixels of the image tesseract read (``image_size``), which is the page turned ``rotation``
+    degrees counter-clockwise."""
 
     text: str
     confidence: float | None
     rotation: int = 0
     words: int = 0
+    boxes: tuple[tuple[int, int, int, int, int, int], ...] = ()
+    image_size: tuple[int, int] = (0, 0)
+
+    def layout(self, width: float, height: float) -> PageLayout:
+        """The words' boxes on the upright page, whose displayed size is ``width`` x ``height``."""
+        w, h = self.image_size
+        w, h = w or 1, h or 1
+        return PageLayout.from_words(
+            width,
+            height,
+            (
+                (start, end, rotate_rect((left / w, top / h, right / w, bottom / h), self.rotation))
+                for start, end, left, top, right, bottom in self.boxes
+            ),
+        )
 
 
 def ocr_workers(settings: Settings) -> int:
@@ -183,13 +203,15 @@ def _recognise(image: Image.Image, settings: Settings, dpi: int | None) -> OcrRe
         raise OcrUnavailable("Tesseract OCR is not installed (or not on PATH)") from exc
     except TesseractFailed as exc:
         raise OcrUnavailable(f"Tesseract failed: {exc}") from exc
-    return _assemble(data)
+    return _assemble(data, image.size)
 
 
-def _assemble(data: dict[str, list[int | str]]) -> OcrResult:
-    """Rebuild text from tesseract's word table: lines by line number, blank line between blocks."""
-    lines: list[str] = []
-    words: list[str] = []
+def _assemble(data: dict[str, list[int | str]], image_size: tuple[int, int] = (0, 0)) -> OcrResult:
+    """Rebuild text from tesseract's word table: lines by line number, blank line between blocks;
+    each word keeps its offsets in that text and its box."""
+    text = ""
+    line_words = 0
+    boxes: list[tuple[int, int, int, int, int, int]] = []
     confidences: list[float] = []
     current: tuple[int, int, int] | None = None
     for i, raw_word in enumerate(data["text"]):
@@ -198,19 +220,21 @@ def _assemble(data: dict[str, list[int | str]]) -> OcrResult:
             continue
         key = (int(str(data["block_num"][i])), int(str(data["par_num"][i])), int(str(data["line_num"][i])))
         if current is not None and key != current:
-            lines.append(" ".join(words))
-            words = []
-            if key[:2] != current[:2]:
-                lines.append("")
+            text += "\n\n" if key[:2] != current[:2] else "\n"
+            line_words = 0
+        elif line_words:
+            text += " "
         current = key
-        words.append(word)
+        left, top = int(str(data["left"][i])), int(str(data["top"][i]))
+        right, bottom = left + int(str(data["width"][i])), top + int(str(data["height"][i]))
+        boxes.append((len(text), len(text) + len(word), left, top, right, bottom))
+        text += word
+        line_words += 1
         confidence = float(str(data["conf"][i]))
         if confidence >= 0:
             confidences.append(confidence)
-    if words:
-        lines.append(" ".join(words))
     mean = round(sum(confidences) / len(confidences), 2) if confidences else None
-    return OcrResult("\n".join(lines), mean, words=len(confidences))
+    return OcrResult(text, mean, words=len(confidences), boxes=tuple(boxes), image_size=image_size)
 
 
 def _prepare(image: Image.Image) -> Image.Image:

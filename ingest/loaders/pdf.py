@@ -27,6 +27,7 @@ from pypdf import PasswordType, PdfReader, apply_configuration, get_configuratio
 from pypdf.errors import DependencyError, PdfReadError
 
 from ingest.loaders import LoadedDocument
+from ingest.loaders.boxes import align_words
 from ingest.loaders.ocr import OcrPool, ensure_ocr_available, in_order
 from ingest.loaders.text import normalize_newlines
 from rag.errors import (
@@ -37,6 +38,7 @@ from rag.errors import (
     PageTooLarge,
     TooManyPages,
 )
+from rag.layout import PageLayout, Rect, rotate_rect
 from rag.logs import log_event
 from rag.settings import Settings
 from rag.types import Page
@@ -185,8 +187,8 @@ def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) 
             with apply_configuration(_PYPDF_LIMITS):
                 texts = [_text_layer(reader, renderer, index, settings) for index in range(start, stop)]
             reader.resolved_objects.clear()  # pypdf caches every object it resolves
-            for index, text in zip(range(start, stop), texts, strict=True):
-                yield _page(index, text, renderer, settings, pool)
+            for index, (text, layout) in zip(range(start, stop), texts, strict=True):
+                yield _page(index, text, layout, renderer, settings, pool)
 
     try:
         yield from in_order(pending(), window)
@@ -195,12 +197,17 @@ def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) 
         renderer.close()
 
 
-def _text_layer(reader: PdfReader, renderer: _Renderer, index: int, settings: Settings) -> str:
+def _text_layer(
+    reader: PdfReader, renderer: _Renderer, index: int, settings: Settings
+) -> tuple[str, PageLayout | None]:
+    """The page's cleaned text layer and where its words are (PDFium only: pypdf has no boxes)."""
     if settings.pdf_text_engine == "pdfium":
-        text = renderer.text(index)
-        if text is not None:
-            return clean_text_layer(text)
-    return _extract(reader, index)
+        read = renderer.text(index)
+        if read is not None:
+            raw, rects, (width, height) = read
+            text = clean_text_layer(raw)
+            return text, align_words(text, raw, rects, width, height)
+    return _extract(reader, index), None
 
 
 def _extract(reader: PdfReader, index: int) -> str:
@@ -214,29 +221,70 @@ def _extract(reader: PdfReader, index: int) -> str:
 
 
 def _page(
-    index: int, text: str, renderer: _Renderer, settings: Settings, pool: OcrPool
+    index: int, text: str, layout: PageLayout | None, renderer: _Renderer, settings: Settings, pool: OcrPool
 ) -> Callable[[], Page]:
     """The page, once called; a page that needs OCR is rendered now and read by the pool meanwhile."""
+    layer = Page(page_no=index + 1, text=text, source="text-layer", layout=layout)
     if not needs_ocr(text, settings):
-        return _ready(Page(page_no=index + 1, text=text, source="text-layer"))
+        return _ready(layer)
     compact_layer = "".join(text.split())
     layer_usable = not is_garbage(compact_layer, settings)
     if not settings.ocr_enabled:  # a garbled layer would only pollute the index
-        return _ready(Page(page_no=index + 1, text=text if layer_usable else "", source="text-layer"))
+        return _ready(layer if layer_usable else Page(page_no=index + 1, text="", source="text-layer"))
     image, dpi = renderer.render(index)
+    size = renderer.size(index)
     future = pool.submit(image, dpi)
 
     def finish() -> Page:
         result = future.result()
         if layer_usable and len("".join(result.text.split())) <= len(compact_layer):
-            return Page(page_no=index + 1, text=text, source="text-layer")
-        return Page(page_no=index + 1, text=result.text, source="ocr", ocr_confidence=result.confidence)
+            return layer
+        return Page(
+            page_no=index + 1,
+            text=result.text,
+            source="ocr",
+            ocr_confidence=result.confidence,
+            layout=result.layout(*size) if result.words else None,
+        )
 
     return finish
 
 
 def _ready(page: Page) -> Callable[[], Page]:
     return lambda: page
+
+
+def _size(page: pdfium.PdfPage) -> tuple[float, float]:
+    width, height = page.get_size()
+    return float(width), float(height)
+
+
+def _char_rects(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, raw: str) -> list[Rect | None]:
+    """Each character's loose box (the font's full height, so lines of highlight meet) as fractions
+    of the crop box, turned as the page is displayed; ``None`` for whitespace and generated
+    characters. Empty when PDFium's character count disagrees with its text (no layout then)."""
+    count = textpage.count_chars()
+    if count != len(raw):
+        return []
+    left, bottom, right, top = page.get_cropbox()
+    width, height = (right - left) or 1.0, (top - bottom) or 1.0
+    rotation = page.get_rotation()
+    rects: list[Rect | None] = []
+    for i, ch in enumerate(raw):
+        if ch.isspace() or ch == "\x00":
+            rects.append(None)
+            continue
+        try:
+            x0, y0, x1, y1 = textpage.get_charbox(i, loose=True)
+        except pdfium.PdfiumError:
+            rects.append(None)
+            continue
+        if x1 <= x0 or y1 <= y0:
+            rects.append(None)
+            continue
+        rect = ((x0 - left) / width, (top - y1) / height, (x1 - left) / width, (top - y0) / height)
+        rects.append(rotate_rect(rect, rotation))
+    return rects
 
 
 def render_pdf_page(path: Path, page_no: int, settings: Settings) -> tuple[Image.Image, int]:
@@ -265,8 +313,10 @@ class _Renderer:
                     raise CorruptDocument("The PDF cannot be opened by PDFium") from exc
         return self._document
 
-    def text(self, index: int) -> str | None:
-        """The page's text layer, or None where PDFium cannot read it (pypdf then tries)."""
+    def text(self, index: int) -> tuple[str, list[Rect | None], tuple[float, float]] | None:
+        """The page's text layer, each character's box as a fraction of the displayed page (``None``
+        for characters PDFium generated) and the displayed size in points; ``None`` where PDFium
+        cannot read the page (pypdf then tries)."""
         try:
             document = self._open()
         except CorruptDocument:
@@ -277,13 +327,24 @@ class _Renderer:
                 try:
                     textpage = page.get_textpage()
                     try:
-                        return str(textpage.get_text_range())
+                        raw = str(textpage.get_text_range())
+                        return raw, _char_rects(page, textpage, raw), _size(page)
                     finally:
                         textpage.close()
                 finally:
                     page.close()
             except pdfium.PdfiumError:
                 return None
+
+    def size(self, index: int) -> tuple[float, float]:
+        """The displayed page size in points (rotation applied), as a rendering shows it."""
+        document = self._open()
+        with PDFIUM_LOCK:
+            page = document[index]
+            try:
+                return _size(page)
+            finally:
+                page.close()
 
     def render(self, index: int) -> tuple[Image.Image, int]:
         """Grayscale at ``ocr_dpi`` (less if over ``max_image_pixels``), /Rotate applied; with its dpi."""

@@ -11,15 +11,16 @@ as ``rag.errors.IndexUnavailable`` (503 ``index_unavailable``), never as its own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from rag.naming import DocumentNames
-from rag.types import Chunk, Document, Filters, Hit, StoredChunk
+from rag.types import Chunk, Document, Filters, Hit, PageRecord, StoredChunk
 
 __all__ = ["DocumentLookup", "IndexReader", "IndexWriter", "LexicalIndex", "VectorStore"]
 
@@ -64,8 +65,18 @@ class IndexWriter(Protocol):
     @property
     def catalog(self) -> DocumentLookup: ...
 
-    def write(self, document: Document, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> bool:
-        """Store a document; ``False`` when these exact bytes were already stored (no work done)."""
+    def write(
+        self,
+        document: Document,
+        chunks: list[Chunk],
+        vectors: npt.NDArray[np.float32],
+        *,
+        pages: Sequence[PageRecord] = (),
+        original: Path | None = None,
+    ) -> bool:
+        """Store a document; ``False`` when these exact bytes were already stored (no work done).
+
+        ``pages`` and the ``original`` file are kept with it so its pages can be rendered."""
         ...
 
     def delete(self, doc_id: str) -> None:

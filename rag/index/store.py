@@ -35,9 +35,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,13 @@ from rag.index.base import LexicalIndex, VectorStore
 from rag.index.chroma_store import ChromaStore, collection_key, make_client
 from rag.index.lexical import BM25Index
 from rag.index.lock import WriterLock
+from rag.index.originals import OriginalStore
 from rag.index.rwlock import ReadWriteLock
 from rag.logs import log_event
 from rag.models import canonical_model_name
 from rag.naming import DocumentNames, describe_document
 from rag.settings import Settings
-from rag.types import Chunk, Document, Filters, Hit, StoredChunk, chunk_id, indexed_text
+from rag.types import Chunk, Document, Filters, Hit, PageRecord, StoredChunk, chunk_id, indexed_text
 from rag.vectors import DEFAULT_BACKEND, EmbeddingSpec, spec_of
 
 log = logging.getLogger(__name__)
@@ -101,9 +103,11 @@ class DocumentStore:
         vectors: VectorStore,
         open_lexical: LexicalOpener,
         lock: WriterLock | None,
+        originals: OriginalStore | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.originals = originals or OriginalStore(settings.originals_dir)
         self.vectors = vectors
         self._open_lexical = open_lexical
         self._lock = lock
@@ -183,6 +187,9 @@ class DocumentStore:
             self.vectors.delete_documents(self._physical(doc.collection), [doc.id])
             discard_unfinished(self.catalog, doc.id)
             report["discarded"].append(doc.id)
+        swept = self.originals.sweep({d.id for d in self.catalog.documents(state=None)})
+        if swept:
+            report["orphan_originals"] = len(swept)
         for collection in self.catalog.collections():
             if self.catalog.embedding(collection) is None:
                 implied = self._implied(collection)
@@ -244,12 +251,15 @@ class DocumentStore:
         vectors: npt.NDArray[np.float32],
         *,
         embedding: EmbeddingSpec | None = None,
+        pages: Sequence[PageRecord] = (),
+        original: Path | None = None,
     ) -> bool:
         """Store a document; ``False`` if these exact bytes are already active (no work done).
 
         ``embedding`` is the model that made ``vectors`` (default: the configured model); it
         must be the collection's (``EmbeddingModelMismatch``), and a collection's first write
-        records it.
+        records it. ``pages`` (text and word boxes) and the ``original`` file are kept with the
+        document, for rendering its pages, and go with it.
         """
         with self._write_lock:
             existing = self.catalog.get(document.id)
@@ -257,17 +267,29 @@ class DocumentStore:
                 return False
             physical = self._physical_for_write(document.collection, vectors, embedding)
             document.chunks = len(chunks)
-            self.catalog.begin_write(document)
-            self.vectors.delete_documents(physical, [document.id])
-            # load (or rebuild) the lexical side before the switch, while it is still in step
-            lex = self._lexical_for(document.collection)
-            self.vectors.add(replace(document, collection=physical), chunks, vectors)
-            with self._rw.write():
-                replaced, generation = self.catalog.activate(document)
-                lex.remove_documents(set(replaced))
-                lex.add([c.id for c in chunks], [c.doc_id for c in chunks], [c.indexed_text for c in chunks])
-                lex.save(generation)
+            if original is not None:
+                self.originals.keep(document.id, original)
+            try:
+                self.catalog.begin_write(document, pages)
+                self.vectors.delete_documents(physical, [document.id])
+                # load (or rebuild) the lexical side before the switch, while it is still in step
+                lex = self._lexical_for(document.collection)
+                self.vectors.add(replace(document, collection=physical), chunks, vectors)
+                with self._rw.write():
+                    replaced, generation = self.catalog.activate(document)
+                    lex.remove_documents(set(replaced))
+                    lex.add(
+                        [c.id for c in chunks], [c.doc_id for c in chunks], [c.indexed_text for c in chunks]
+                    )
+                    lex.save(generation)
+            except BaseException:
+                written = self.catalog.get(document.id)
+                if written is None or written.state != ACTIVE:
+                    self.originals.remove(document.id)
+                raise
             self.vectors.delete_documents(physical, replaced)
+            for old in replaced:
+                self.originals.remove(old)
             return True
 
     def delete(self, doc_id: str) -> None:
@@ -282,6 +304,11 @@ class DocumentStore:
                     lex.remove_documents({doc_id})
                     lex.save(removed[1])
             self.vectors.delete_documents(self._physical(doc.collection), [doc_id])
+            self.originals.remove(doc_id)
+
+    def page(self, doc_id: str, page_no: int) -> PageRecord | None:
+        """A stored page's text and word boxes (``None``: no such page, or stored before pages were)."""
+        return self.catalog.page(doc_id, page_no)
 
     def writer_for(self, embedding: EmbeddingSpec) -> BoundWriter:
         """The write side for vectors that ``embedding`` makes (an ingestion pipeline's model)."""
@@ -585,8 +612,18 @@ class BoundWriter:
     def catalog(self) -> Catalog:
         return self._store.catalog
 
-    def write(self, document: Document, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> bool:
-        return self._store.write(document, chunks, vectors, embedding=self.embedding)
+    def write(
+        self,
+        document: Document,
+        chunks: list[Chunk],
+        vectors: npt.NDArray[np.float32],
+        *,
+        pages: Sequence[PageRecord] = (),
+        original: Path | None = None,
+    ) -> bool:
+        return self._store.write(
+            document, chunks, vectors, embedding=self.embedding, pages=pages, original=original
+        )
 
     def delete(self, doc_id: str) -> None:
         self._store.delete(doc_id)
