@@ -26,6 +26,7 @@ from rag.index.base import IndexReader
 from rag.logs import log_event
 from rag.rerank.base import Reranker
 from rag.settings import Settings
+from rag.statements import named_statements, statement_of
 from rag.tracing import tracer
 from rag.types import Filters, Hit, StoredChunk
 from rag.vocabulary import query_vocabulary
@@ -147,6 +148,33 @@ def _union(results: list[list[Hit]]) -> list[Hit]:
     return [replace(h, rank=rank) for rank, h in enumerate(ordered, start=1)]
 
 
+DEEPER_POOL = 3
+"""With statements boosted or pages spread and no re-ranker, three times the pool is fetched."""
+
+
+def boost_statements(ranked: list[Ranked], kinds: frozenset[str], boost: float) -> list[Ranked]:
+    """``ranked`` re-sorted with the fused score of chunks titled as one of the ``kinds`` of
+    statement multiplied by ``1 + boost`` (a stable sort: ties keep their order)."""
+    for r in ranked:
+        chunk = r.stored.chunk
+        if statement_of(chunk.context, chunk.text, kinds):
+            r.fused = replace(r.fused, fused=r.fused.fused * (1 + boost))
+    return sorted(ranked, key=lambda r: -r.fused.fused)
+
+
+def spread_pages(ranked: list[Ranked], per_page: int) -> list[Ranked]:
+    """``ranked`` with every candidate past the first ``per_page`` of its page moved behind the
+    rest, each group keeping its order: a page's best chunk keeps its place, its others wait."""
+    seen: dict[tuple[str, int], int] = {}
+    first: list[Ranked] = []
+    later: list[Ranked] = []
+    for r in ranked:
+        page = (r.stored.chunk.doc_id, r.stored.chunk.page_start)
+        seen[page] = seen.get(page, 0) + 1
+        (first if seen[page] <= per_page else later).append(r)
+    return first + later
+
+
 class Retriever:
     def __init__(
         self, settings: Settings, index: IndexReader, embedder: QueryEmbedder, reranker: Reranker
@@ -155,7 +183,9 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
-        self.vocabulary = query_vocabulary(settings.query_vocabulary)
+        self.vocabulary = query_vocabulary(
+            settings.query_vocabulary, fiscal_years=settings.query_fiscal_years
+        )
 
     def reranker_info(self, used: bool = False, reason: str | None = None) -> RerankerInfo:
         r = self.reranker
@@ -211,12 +241,21 @@ class Retriever:
                 if named:
                     fused = named.boost(fused, s.named_document_boost)
             pool_size = max(k, s.rerank_candidates) if self.reranker.available else k
-            pool = fused[:pool_size]
+            statements = named_statements(question) if s.statement_boost > 0 else frozenset()
+            # re-ordering by what only the chunks tell needs to see past the pool: what moves
+            # up takes the place of what moves down
+            deeper = (s.max_chunks_per_page > 0 or statements) and not self.reranker.available
+            pool = fused[: pool_size * DEEPER_POOL if deeper else pool_size]
             with clock.stage("fetch"):
                 stored = {c.chunk.id: c for c in self.index.get([h.chunk_id for h in pool])}
         # a chunk whose document was replaced between search and get is simply gone
         ranked = [Ranked(h, stored[h.chunk_id]) for h in pool if h.chunk_id in stored]
+        if statements:
+            ranked = boost_statements(ranked, statements, s.statement_boost)
         info, floor_on = self._rerank(question, ranked, clock)
+        if s.max_chunks_per_page > 0:
+            ranked = spread_pages(ranked, s.max_chunks_per_page)
+        ranked = ranked[:pool_size]
         top_dense = dense[0].score if dense else None
         kept, floor = self._floor(ranked, floor_on, top_dense)
         return Retrieval(

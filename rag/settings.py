@@ -86,8 +86,17 @@ class Settings(BaseSettings):
     query_vocabulary: Literal["off", "finance"] = "finance"
     """``finance``: the keyword query also gets the filings' names of the financial terms a
     question uses ("balance sheet" -> "statements of financial position"). See rag.vocabulary."""
+    query_fiscal_years: bool = True
+    """The keyword query also gets the bare year of "FY2018" / "FY18" / "fiscal year 2018", which
+    statement columns state ("2018") and the analyzer would keep as the one word "fy2018"."""
     named_documents: int = Field(default=3, ge=1)
     """How many of the named documents are also searched on their own, so their chunks compete."""
+    statement_boost: float = Field(default=1.0, ge=0)
+    """When a question names a financial statement ("cash flow statement", "statement of income"),
+    chunks titled as that statement get their fused score multiplied by 1 + boost; 0: off."""
+    max_chunks_per_page: int = Field(default=0, ge=0)
+    """Candidates past the first N from one page move behind those of other pages (0: off), so
+    a statement split into several chunks does not fill the top of the list alone."""
     top_k: int = 8
     reranker: Literal["cross-encoder", "http", "none"] = "cross-encoder"
     reranker_model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"

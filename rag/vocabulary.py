@@ -68,16 +68,32 @@ _FINANCE: tuple[tuple[str, str], ...] = (
 class QueryVocabulary:
     """Appends to a keyword query the filings' names of the terms it uses."""
 
-    def __init__(self, entries: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, entries: tuple[tuple[str, str], ...], *, fiscal_years: bool = False) -> None:
         self._entries = [(re.compile(rf"(?<![\w&])(?:{p})(?![\w&])", re.IGNORECASE), w) for p, w in entries]
+        self._fiscal_years = fiscal_years
 
     def expand(self, question: str) -> str:
         added = [words for pattern, words in self._entries if pattern.search(question)]
+        if self._fiscal_years:
+            added += [
+                y for y in dict.fromkeys(_years(question)) if not re.search(rf"(?<!\w){y}(?!\w)", question)
+            ]
         return question if not added else f"{question}\n{' '.join(added)}"
+
+
+_FISCAL_YEAR = re.compile(r"\b(?:fy|fiscal\s+year)\s*'?(\d{4}|\d{2})\b", re.IGNORECASE)
+
+
+def _years(question: str) -> list[str]:
+    """The bare years of "FY2018", "FY18", "fiscal year 2018": statement columns say "2018", and the
+    keyword analyzer keeps "fy2018" as one word that no table row contains."""
+    return [y if len(y) == 4 else f"20{y}" for y in _FISCAL_YEAR.findall(question)]
 
 
 _NONE = QueryVocabulary(())
 
 
-def query_vocabulary(name: VocabularyName) -> QueryVocabulary:
-    return QueryVocabulary(_FINANCE) if name == "finance" else _NONE
+def query_vocabulary(name: VocabularyName, *, fiscal_years: bool = False) -> QueryVocabulary:
+    """The named vocabulary; ``fiscal_years`` also adds the bare year of every "FY2018" (any vocabulary)."""
+    entries = _FINANCE if name == "finance" else ()
+    return QueryVocabulary(entries, fiscal_years=fiscal_years) if entries or fiscal_years else _NONE

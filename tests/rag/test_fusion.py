@@ -122,3 +122,18 @@ def test_bad_parameters_are_clear_errors() -> None:
         reciprocal_rank_fusion([], [], k=-1)
     with pytest.raises(InvalidRequest):
         fuse([], [], "borda")  # type: ignore[arg-type]
+
+
+def test_spreading_pages_moves_a_pages_extra_chunks_behind_the_others_in_order() -> None:
+    from rag.fusion import FusedHit
+    from rag.retrieval import Ranked, spread_pages
+    from rag.types import Chunk, StoredChunk
+
+    def ranked(n: int, doc: str, page: int) -> Ranked:
+        chunk = Chunk(f"{doc}:{n:06d}", doc, n, "text", page, page, 0, 4, 1)
+        return Ranked(FusedHit(chunk.id, doc, 1.0 - n / 100), StoredChunk(chunk, doc, "c", "sha"))
+
+    order = [ranked(0, "a", 5), ranked(1, "a", 5), ranked(2, "a", 5), ranked(3, "a", 6), ranked(4, "b", 5)]
+    assert [r.stored.chunk.ordinal for r in spread_pages(order, 1)] == [0, 3, 4, 1, 2]
+    assert [r.stored.chunk.ordinal for r in spread_pages(order, 2)] == [0, 1, 3, 4, 2]
+    assert spread_pages([], 1) == []

@@ -54,3 +54,11 @@ def test_the_filings_caption_is_added(question: str, caption: str) -> None:
 def test_each_term_is_added_once() -> None:
     expanded = FINANCE.expand("balance sheet, balance sheets and the balance sheet again")
     assert expanded.count("financial position") == 1
+
+
+def test_fiscal_years_add_the_bare_year_statement_columns_state() -> None:
+    vocabulary = query_vocabulary("off", fiscal_years=True)
+    assert vocabulary.expand("What was FY2018 capex versus FY17?").endswith("\n2018 2017")
+    assert vocabulary.expand("Revenue in fiscal year 2020?") == "Revenue in fiscal year 2020?"  # already bare
+    assert vocabulary.expand("What happened in 2018?") == "What happened in 2018?"
+    assert query_vocabulary("off").expand("FY2018 capex") == "FY2018 capex"
