@@ -20,14 +20,22 @@ from pathlib import Path
 from typing import Any
 
 COMMON = "reranker=none,answers=off"
-OFF = "tables=false,context_headers=off,named_document_boost=0,query_vocabulary=off"
+OFF = (
+    "tables=false,context_headers=off,named_document_boost=0,query_vocabulary=off,statement_boost=0,"
+    "query_fiscal_years=false"
+)
 LEVERS: dict[str, str] = {
     "base": OFF,
     "naming": f"{OFF},named_document_boost=1",
     "tables": f"{OFF},tables=true",
     "headers": f"{OFF},context_headers=lexical",
     "vocabulary": f"{OFF},query_vocabulary=finance",
-    "shipped": "tables=true,context_headers=lexical,named_document_boost=1,query_vocabulary=finance",
+    "statements": f"{OFF},statement_boost=1",
+    "years": f"{OFF},query_fiscal_years=true",
+    "shipped": (
+        "tables=true,context_headers=lexical,named_document_boost=1,query_vocabulary=finance,statement_boost=1,"
+        "query_fiscal_years=true"
+    ),
 }
 """Each lever alone on the baseline, and the shipped combination (the defaults)."""
 SHIPPED = LEVERS["shipped"]
