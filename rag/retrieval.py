@@ -26,7 +26,7 @@ from rag.index.base import IndexReader
 from rag.logs import log_event
 from rag.rerank.base import Reranker
 from rag.settings import Settings
-from rag.statements import named_statements, statement_of
+from rag.statements import implied_statements, named_statements, statement_of
 from rag.tracing import tracer
 from rag.types import Filters, Hit, StoredChunk
 from rag.vocabulary import query_vocabulary
@@ -242,9 +242,10 @@ class Retriever:
                     fused = named.boost(fused, s.named_document_boost)
             pool_size = max(k, s.rerank_candidates) if self.reranker.available else k
             statements = named_statements(question) if s.statement_boost > 0 else frozenset()
+            implied = implied_statements(question) if s.implied_statement_boost > 0 else frozenset()
             # re-ordering by what only the chunks tell needs to see past the pool: what moves
             # up takes the place of what moves down
-            deeper = (s.max_chunks_per_page > 0 or statements) and not self.reranker.available
+            deeper = (s.max_chunks_per_page > 0 or statements or implied) and not self.reranker.available
             pool = fused[: pool_size * DEEPER_POOL if deeper else pool_size]
             with clock.stage("fetch"):
                 stored = {c.chunk.id: c for c in self.index.get([h.chunk_id for h in pool])}
@@ -252,6 +253,8 @@ class Retriever:
         ranked = [Ranked(h, stored[h.chunk_id]) for h in pool if h.chunk_id in stored]
         if statements:
             ranked = boost_statements(ranked, statements, s.statement_boost)
+        if implied:
+            ranked = boost_statements(ranked, implied, s.implied_statement_boost)
         info, floor_on = self._rerank(question, ranked, clock)
         if s.max_chunks_per_page > 0:
             ranked = spread_pages(ranked, s.max_chunks_per_page)

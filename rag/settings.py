@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     statement_boost: float = Field(default=1.0, ge=0)
     """When a question names a financial statement ("cash flow statement", "statement of income"),
     chunks titled as that statement get their fused score multiplied by 1 + boost; 0: off."""
+    implied_statement_boost: float = Field(default=2.0, ge=0)
+    """When a question asks for a statement's line item without naming the statement ("net sales",
+    "inventory", "capex"), chunks titled as that statement get 1 + this boost; 0: off."""
     max_chunks_per_page: int = Field(default=0, ge=0)
     """Candidates past the first N from one page move behind those of other pages (0: off), so
     a statement split into several chunks does not fill the top of the list alone."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["STATEMENTS", "named_statements", "statement_of"]
+__all__ = ["STATEMENTS", "implied_statements", "named_statements", "statement_of"]
 
 _STATEMENT = r"statements?"
 _CONSOLIDATED = r"(?:(?:condensed\s+)?(?:consolidated\s+)?(?:and\s+combined\s+)?)"
@@ -53,6 +53,38 @@ STATEMENTS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ),
     ),
 }
+
+_IMPLIED: dict[str, re.Pattern[str]] = {
+    # the line items each statement states, as questions name them (US GAAP captions and the
+    # analysts' shorthand that ``rag.vocabulary`` also knows)
+    "income": re.compile(
+        r"\b(?:net\s+sales|revenues?|top\s+line|cost\s+of\s+(?:sales|revenues?|goods\s+sold)|cogs|gross\s+"
+        r"(?:margin|profit)|operating\s+(?:expenses|income|margin|profit|costs)|r\s*&\s*d|research\s+and\s+"
+        r"development|sg\s*&\s*a|selling,?\s+general|net\s+(?:income|earnings|profit|loss)|eps|earnings\s+per"
+        r"\s+share|interest\s+expenses?|provision\s+for\s+income\s+taxes|ebitda?)\b",
+        re.IGNORECASE,
+    ),
+    "balance": re.compile(
+        r"\b(?:total\s+assets|current\s+(?:assets|liabilities|ratio)|quick\s+ratio|working\s+capital|"
+        r"inventor(?:y|ies)|accounts\s+receivable|receivables|long[- ]term\s+debt|total\s+debt|debt\s+"
+        r"(?:structure|configuration|levels?)|shareholders'?\s+equity|stockholders'?\s+equity|goodwill|"
+        r"pp\s*&\s*e|ppne|property,?\s+plant|cash\s+and\s+cash\s+equivalents|liquidity)\b",
+        re.IGNORECASE,
+    ),
+    "cash_flow": re.compile(
+        r"\b(?:cash\s+flows?|operating\s+activities|investing\s+activities|financing\s+activities|capex|"
+        r"capital\s+expenditures?|free\s+cash\s+flow|fcf|dividends\s+paid|share\s+repurchases?|buybacks?|"
+        r"depreciation\s+and\s+amortization)\b",
+        re.IGNORECASE,
+    ),
+}
+
+
+def implied_statements(question: str) -> frozenset[str]:
+    """The statements whose line items a question asks about without naming the statement."""
+    named = named_statements(question)
+    return frozenset(kind for kind, items in _IMPLIED.items() if kind not in named and items.search(question))
+
 
 TITLE_CHARS = 300
 """How much of a chunk's text may hold its table's title lines."""

@@ -22,7 +22,7 @@ from typing import Any
 COMMON = "reranker=none,answers=off"
 OFF = (
     "tables=false,context_headers=off,named_document_boost=0,query_vocabulary=off,statement_boost=0,"
-    "query_fiscal_years=false"
+    "implied_statement_boost=0,query_fiscal_years=false"
 )
 LEVERS: dict[str, str] = {
     "base": OFF,
@@ -31,10 +31,11 @@ LEVERS: dict[str, str] = {
     "headers": f"{OFF},context_headers=lexical",
     "vocabulary": f"{OFF},query_vocabulary=finance",
     "statements": f"{OFF},statement_boost=1",
+    "implied": f"{OFF},implied_statement_boost=2",
     "years": f"{OFF},query_fiscal_years=true",
     "shipped": (
         "tables=true,context_headers=lexical,named_document_boost=1,query_vocabulary=finance,statement_boost=1,"
-        "query_fiscal_years=true"
+        "implied_statement_boost=2,query_fiscal_years=true"
     ),
 }
 """Each lever alone on the baseline, and the shipped combination (the defaults)."""

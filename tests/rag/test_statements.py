@@ -6,7 +6,7 @@ import pytest
 
 from rag.fusion import FusedHit
 from rag.retrieval import Ranked, boost_statements
-from rag.statements import named_statements, statement_of
+from rag.statements import implied_statements, named_statements, statement_of
 from rag.types import Chunk, StoredChunk
 
 
@@ -65,3 +65,17 @@ def test_boosting_raises_the_statement_and_leaves_the_others_in_order() -> None:
     assert [r.stored.chunk.ordinal for r in order] == [2, 0, 1]
     assert order[0].score == pytest.approx(1.0)
     assert [r.stored.chunk.ordinal for r in boost_statements(ranked, frozenset({"income"}), 1.0)] == [2, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("How has Apple's total net sales changed over time?", {"income"}),
+        ("How have NVIDIA's inventory levels changed during these quarters?", {"balance"}),
+        ("What was 3M's capex in 2018?", {"cash_flow"}),
+        ("What was 3M's capex in 2018 per the cash flow statement?", set()),  # named, not implied
+        ("Is Boeing's business subject to cyclicality?", set()),
+    ],
+)
+def test_the_statements_a_question_implies_by_their_line_items(question: str, kinds: set[str]) -> None:
+    assert implied_statements(question) == kinds
