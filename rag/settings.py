@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     """The runtime of new collections' embeddings (``rag.embedder``); a collection keeps its own."""
-    embedding_batch_size: int = 32
+    embedding_batch_size: int = 4
+    """Texts per forward pass. Attention's scores grow with the padded batch: on ~150-token chunks
+    batch 4 beat 32 on every backend (``python -m eval.bench --only embedding_backends``)."""
     embedding_device: str = "cpu"
     embedding_threads: int = Field(default=1, ge=0)
     """torch CPU threads (0: torch's default, one per core)."""

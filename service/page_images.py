@@ -79,7 +79,8 @@ def _pdf_page(path: Path, page_no: int, width: int) -> Image.Image:
 
 
 def _image_page(path: Path, page_no: int, width: int) -> Image.Image:
-    Image.MAX_IMAGE_PIXELS = None  # checked at upload against the limits then in force
+    # PIL's bomb limit is the one the image loader set (``RAG_MAX_IMAGE_PIXELS``), which this image
+    # passed when it was stored; nothing here changes it
     with Image.open(path) as image:
         frames = int(getattr(image, "n_frames", 1))
         if not 1 <= page_no <= frames:
