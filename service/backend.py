@@ -95,7 +95,12 @@ class Backend:
         """Ingestion parts first (then the workers start), query parts second; either may fail alone."""
         started = time.perf_counter()
         runtime = self.runtime
-        if self._load("ingestion", lambda: (runtime.ingestion, runtime.embedder.embed_query("warm up"))):
+
+        def warm_ingestion() -> None:
+            runtime.ingestion.parsers.warm()
+            runtime.embedder.embed_query("warm up")
+
+        if self._load("ingestion", warm_ingestion):
             runtime.jobs.start()
             self._seed_samples()
         if self._load("query", lambda: runtime.query) and runtime.jobs.alive:

@@ -134,6 +134,20 @@ def test_children_are_reused_and_an_abandoned_read_kills_its_child(
     assert pool._idle == [] and child.proc.poll() is not None
 
 
+def test_a_warmed_child_waits_with_the_pdf_reader_loaded_and_reads_the_first_document(
+    tmp_path: Path, pool_for: Callable[..., ParserPool]
+) -> None:
+    pool = pool_for()
+    pool.warm()
+    (child,) = pool._idle
+    assert child.alive
+    document = tmp_path / "first.pdf"
+    document.write_bytes(make_pdf(["The first document, read by the warmed child."]))
+    assert "warmed child" in read(pool, document)[0].text
+    assert pool._idle == [child]
+    assert pool_for(parse_isolation="inline").warm() is None  # nothing to warm in-process
+
+
 def test_loader_errors_arrive_as_themselves(tmp_path: Path, pool_for: Callable[..., ParserPool]) -> None:
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(make_pdf(["Half a document."])[:200])
