@@ -97,8 +97,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     from rag.catalog import Catalog
+    from rag.db import database
 
-    catalog = Catalog(settings.catalog_path)
+    catalog = Catalog(database(settings, "catalog"), migrate_now=False)
     docs = catalog.documents(args.collection)
     rows = [
         {

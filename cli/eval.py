@@ -181,10 +181,12 @@ def _export_feedback(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidRequest(
             "--from-feedback exports the service's feedback; it takes no --set, --all or --url"
         )
-    if not settings.conversations_path.exists():
+    from rag.db import database
+
+    if not settings.database_url and not settings.conversations_path.exists():
         raise InvalidRequest(f"no feedback yet: {settings.conversations_path} does not exist")
     out = Path(args.from_feedback)
-    count = export_feedback(settings.conversations_path, out, rating=args.rating)
+    count = export_feedback(database(settings, "conversations"), out, rating=args.rating)
     print(f"{count} golden-set candidate(s) written to {out}: review each, then delete its 'review' object")
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rag.citations import CITATION_MARKER
 from rag.conversations import ConversationStore, Feedback, Rating
+from rag.db import Database
 
 
 def candidate(feedback: Feedback) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def candidate(feedback: Feedback) -> dict[str, Any]:
     }
 
 
-def export_feedback(store_path: Path, out: Path, *, rating: Rating | None = None) -> int:
+def export_feedback(store_path: Path | Database, out: Path, *, rating: Rating | None = None) -> int:
     """Write one candidate per feedback (every tenant's) to ``out`` (JSON lines); how many."""
     store = ConversationStore(store_path)
     try:

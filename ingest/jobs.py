@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,7 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.db import SqliteStore, equal_to
+from rag.db import (
+    DATABASE_ERRORS,
+    Connection,
+    Database,
+    Migration,
+    Row,
+    Store,
+    add_missing_columns,
+    create_tables,
+    equal_to,
+    open_database,
+)
 from rag.errors import JobCancelled, QueueFull, RagError
 from rag.logs import log_event
 from rag.settings import Settings
@@ -66,7 +76,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant, seq);
 """
 
 _ADDED_COLUMNS = (("content_sha256", "TEXT"), ("kind", "TEXT"), ("size_bytes", "INTEGER"))
-"""Columns a jobs table made by an earlier version lacks (intake's facts); added on open."""
+"""Columns a jobs table made by an earlier version lacks (intake's facts): migration 2."""
 
 DEFAULT_MAX_ATTEMPTS = 3
 """Attempts of a job whose failures are worth retrying (a dependency's 5xx)."""
@@ -121,7 +131,7 @@ class Job:
         return self.state in (SUCCEEDED, FAILED)
 
 
-def _queued_for(conn: sqlite3.Connection, tenant: str) -> tuple[int, int]:
+def _queued_for(conn: Connection, tenant: str) -> tuple[int, int]:
     """The tenant's queued jobs and their bytes: what its queue limits count."""
     row = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM jobs WHERE state = ? AND tenant = ?",
@@ -137,7 +147,7 @@ def _too_many_queued(queued: int, limit: int, retry_after: float) -> QueueFull:
     )
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
+def _row_to_job(row: Row) -> Job:
     return Job(
         id=row["id"],
         tenant=row["tenant"],
@@ -163,84 +173,87 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
-class JobStore(SqliteStore):
+class JobStore(Store):
     """The jobs table; every state change is one transaction. Thread-safe within a process."""
 
+    migrations = (
+        Migration(1, "jobs", create_tables(_SCHEMA)),
+        Migration(2, "intake's facts on each job", add_missing_columns("jobs", _ADDED_COLUMNS)),
+    )
+
     def __init__(
-        self, path: Path, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_base_s: float = 2.0
+        self,
+        source: Path | Database,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff_base_s: float = 2.0,
+        migrate_now: bool = True,
     ) -> None:
         """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next."""
-        super().__init__(path, _SCHEMA)
-        with self.transaction() as conn:
-            present = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
-            for column, sql_type in _ADDED_COLUMNS:
-                if column not in present:
-                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {sql_type}")
+        super().__init__(source, migrate_now=migrate_now)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
 
     # --- reads ------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        with self.read() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _row_to_job(row) if row else None
 
     def recent(self, tenant: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
         where, args = equal_to(tenant=tenant, state=state)
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 f"SELECT * FROM jobs WHERE 1=1{where} ORDER BY seq DESC LIMIT ?", [*args, limit]
             ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def pending_for_document(self, document_id: str) -> Job | None:
         """The queued or running job that will produce this document, if any."""
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT * FROM jobs WHERE document_id = ? AND state IN (?, ?) ORDER BY seq LIMIT 1",
                 (document_id, QUEUED, RUNNING),
             ).fetchone()
         return _row_to_job(row) if row else None
 
     def latest_for_document(self, document_id: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT * FROM jobs WHERE document_id = ? ORDER BY seq DESC LIMIT 1", (document_id,)
             ).fetchone()
         return _row_to_job(row) if row else None
 
     def pending(self, collection: str) -> list[Job]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 "SELECT * FROM jobs WHERE collection = ? AND state IN (?, ?) ORDER BY seq",
                 (collection, QUEUED, RUNNING),
             ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        with self.read() as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         found = {r[0]: int(r[1]) for r in rows}
         return {s: found.get(s, 0) for s in STATES}
 
     def queued_for(self, tenant: str) -> tuple[int, int]:
         """The tenant's queued jobs and their bytes."""
-        with self._lock:
-            return _queued_for(self._conn, tenant)
+        with self.read() as conn:
+            return _queued_for(conn, tenant)
 
     def any_for_collection(self, collection: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM jobs WHERE collection = ? LIMIT 1", (collection,)
-            ).fetchone()
+        with self.read() as conn:
+            row = conn.execute("SELECT 1 FROM jobs WHERE collection = ? LIMIT 1", (collection,)).fetchone()
         return row is not None
 
     def mean_run_seconds(self, recent: int = 20) -> float | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT AVG(finished_at - started_at) FROM (SELECT finished_at, started_at FROM jobs"
-                " WHERE state = ? AND started_at IS NOT NULL ORDER BY seq DESC LIMIT ?)",
+                " WHERE state = ? AND started_at IS NOT NULL ORDER BY seq DESC LIMIT ?) AS recent_jobs",
                 (SUCCEEDED, recent),
             ).fetchone()
         return float(row[0]) if row and row[0] is not None else None
@@ -396,7 +409,7 @@ class JobStore(SqliteStore):
         """Give a job back after a clean shutdown interrupted it; the attempt does not count."""
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), run_token = NULL, updated_at = ?"
+                "UPDATE jobs SET state = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, run_token = NULL, updated_at = ?"
                 " WHERE id = ? AND run_token = ? AND state = ?",
                 (QUEUED, time.time(), job.id, job.run_token, RUNNING),
             )
@@ -470,7 +483,10 @@ class JobQueue:
     def __init__(self, settings: Settings, handler: Handler, *, store: JobStore | None = None) -> None:
         self.settings = settings
         self.handler = handler
-        self.store = store or JobStore(settings.data_dir / "jobs.sqlite3")
+        self.store = store or JobStore(
+            open_database("jobs", url=settings.database_url, data_dir=settings.data_dir),
+            migrate_now=settings.migrate_on_start,
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -555,7 +571,7 @@ class JobQueue:
         while not self._stop.is_set():
             try:
                 job = self.store.claim()
-            except sqlite3.Error:
+            except DATABASE_ERRORS:
                 log.exception("could not claim a job")
                 self._stop.wait(_POLL_S)
                 continue

@@ -15,7 +15,6 @@ are recorded by the document store when it opens: ``DocumentStore.recover``).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import zlib
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.db import SqliteStore, equal_to
+from rag.db import Connection, Database, Migration, Row, Store, create_tables, equal_to
 from rag.layout import PageLayout
 from rag.types import Document, PageRecord
 from rag.vectors import EmbeddingSpec
@@ -119,11 +118,11 @@ class VectorSet:
     spec: EmbeddingSpec
 
 
-def _spec(row: sqlite3.Row) -> EmbeddingSpec:
+def _spec(row: Row) -> EmbeddingSpec:
     return EmbeddingSpec(row["model"], row["backend"], int(row["dim"]))
 
 
-def _row_to_document(row: sqlite3.Row) -> Document:
+def _row_to_document(row: Row) -> Document:
     return Document(
         id=row["id"],
         name=row["name"],
@@ -156,7 +155,7 @@ def _page_row(doc_id: str, page: PageRecord) -> tuple[Any, ...]:
     )
 
 
-def _row_to_page(row: sqlite3.Row) -> PageRecord:
+def _row_to_page(row: Row) -> PageRecord:
     layout = None
     if row["spans"] is not None:
         layout = PageLayout.from_blobs(row["width"], row["height"], row["spans"], row["boxes"])
@@ -169,52 +168,58 @@ def _row_to_page(row: sqlite3.Row) -> PageRecord:
     )
 
 
-class Catalog(SqliteStore):
-    """SQLite-backed catalog; safe to share between threads of one process."""
+class Catalog(Store):
+    """The catalog on SQLite (one process's threads) or PostgreSQL (every process)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+    migrations = (
+        Migration(
+            1, "documents, generations, collection embeddings, pages, vector sets", create_tables(_SCHEMA)
+        ),
+    )
+
+    def __init__(self, source: Path | Database, *, migrate_now: bool = True) -> None:
+        super().__init__(source, migrate_now=migrate_now)
 
     # --- reads ------------------------------------------------------------------
 
     def get(self, doc_id: str) -> Document | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        with self.read() as conn:
+            row = conn.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return _row_to_document(row) if row else None
 
     def documents(self, collection: str | None = None, state: str | None = ACTIVE) -> list[Document]:
         where, args = equal_to(collection=collection, state=state)
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 f"SELECT * FROM documents WHERE 1=1{where} ORDER BY created_at, id", args
             ).fetchall()
         return [_row_to_document(r) for r in rows]
 
     def collections(self) -> list[str]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 "SELECT DISTINCT collection FROM documents UNION SELECT collection FROM generations"
             ).fetchall()
         return sorted(r[0] for r in rows)
 
     def active_ids(self, collection: str) -> set[str]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 "SELECT id FROM documents WHERE collection = ? AND state = ?", (collection, ACTIVE)
             ).fetchall()
         return {r[0] for r in rows}
 
     def active_chunk_total(self, collection: str) -> int:
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE collection = ? AND state = ?",
                 (collection, ACTIVE),
             ).fetchone()
         return int(row[0])
 
     def generation(self, collection: str) -> int:
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT generation FROM generations WHERE collection = ?", (collection,)
             ).fetchone()
         return int(row[0]) if row else 0
@@ -236,8 +241,8 @@ class Catalog(SqliteStore):
 
     def page(self, doc_id: str, page_no: int) -> PageRecord | None:
         """One page's text and word boxes, as ingestion recorded them."""
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT * FROM pages WHERE document_id = ? AND page_no = ?", (doc_id, page_no)
             ).fetchone()
         return _row_to_page(row) if row else None
@@ -314,8 +319,8 @@ class Catalog(SqliteStore):
 
     def embedding(self, collection: str) -> CollectionEmbedding | None:
         """The collection's model and physical vector collection; ``None`` if never recorded."""
-        with self._lock:
-            row = self._conn.execute(
+        with self.read() as conn:
+            row = conn.execute(
                 "SELECT * FROM collection_embeddings WHERE collection = ?", (collection,)
             ).fetchone()
         return CollectionEmbedding(row["collection"], row["physical"], _spec(row)) if row else None
@@ -334,8 +339,8 @@ class Catalog(SqliteStore):
 
     def vector_sets(self, state: str | None = None, collection: str | None = None) -> list[VectorSet]:
         where, args = equal_to(state=state, collection=collection)
-        with self._lock:
-            rows = self._conn.execute(
+        with self.read() as conn:
+            rows = conn.execute(
                 f"SELECT * FROM vector_sets WHERE 1=1{where} ORDER BY updated_at, physical", args
             ).fetchall()
         return [VectorSet(r["physical"], r["collection"], r["state"], _spec(r)) for r in rows]
@@ -376,8 +381,10 @@ class Catalog(SqliteStore):
             if old is None or old["physical"] == physical:
                 return None
             conn.execute(
-                "INSERT OR REPLACE INTO vector_sets"
-                " (physical, collection, state, model, backend, dim, updated_at) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO vector_sets (physical, collection, state, model, backend, dim, updated_at)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(physical) DO UPDATE SET collection = excluded.collection,"
+                " state = excluded.state, model = excluded.model, backend = excluded.backend,"
+                " dim = excluded.dim, updated_at = excluded.updated_at",
                 (old["physical"], collection, RETIRED, old["model"], old["backend"], old["dim"], now),
             )
             return VectorSet(old["physical"], collection, RETIRED, _spec(old))
@@ -387,10 +394,10 @@ class Catalog(SqliteStore):
             conn.execute("DELETE FROM vector_sets WHERE physical = ?", (physical,))
 
     @staticmethod
-    def _bump(conn: sqlite3.Connection, collection: str) -> int:
+    def _bump(conn: Connection, collection: str) -> int:
         conn.execute(
             "INSERT INTO generations (collection, generation) VALUES (?, 1)"
-            " ON CONFLICT(collection) DO UPDATE SET generation = generation + 1",
+            " ON CONFLICT(collection) DO UPDATE SET generation = generations.generation + 1",
             (collection,),
         )
         row = conn.execute(

@@ -9,14 +9,13 @@ directory, like the catalog (``rag.db``).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.db import SqliteStore
+from rag.db import Database, Migration, Row, Store, create_tables
 
 Rating = Literal["up", "down"]
 TITLE_CHARS = 80
@@ -90,13 +89,13 @@ class Feedback:
     answer: StoredAnswer
 
 
-def _conversation(row: sqlite3.Row) -> Conversation:
+def _conversation(row: Row) -> Conversation:
     return Conversation(
         row["id"], row["tenant"], row["collection"], row["title"], row["created_at"], row["updated_at"]
     )
 
 
-def _answer(row: sqlite3.Row) -> StoredAnswer:
+def _answer(row: Row) -> StoredAnswer:
     return StoredAnswer(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -108,9 +107,13 @@ def _answer(row: sqlite3.Row) -> StoredAnswer:
     )
 
 
+class _Tables(Store):
+    migrations = (Migration(1, "conversations, answers, feedback", create_tables(_SCHEMA)),)
+
+
 class ConversationStore:
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteStore(path, _SCHEMA)
+    def __init__(self, source: Path | Database) -> None:
+        self._db = _Tables(source)
 
     def close(self) -> None:
         self._db.close()
@@ -128,14 +131,14 @@ class ConversationStore:
         return conversation
 
     def get(self, tenant: str, conversation_id: str) -> Conversation | None:
-        with self._db.transaction() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 "SELECT * FROM conversations WHERE id = ? AND tenant = ?", (conversation_id, tenant)
             ).fetchone()
         return _conversation(row) if row else None
 
     def owned(self, tenant: str, *, limit: int, offset: int = 0) -> tuple[list[Conversation], int]:
-        with self._db.transaction() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 "SELECT * FROM conversations WHERE tenant = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
                 (tenant, limit, offset),
@@ -197,7 +200,7 @@ class ConversationStore:
         return StoredAnswer(answer_id, conversation_id, surface, question, retrieval_query, answer, now)
 
     def answer(self, tenant: str, answer_id: str) -> StoredAnswer | None:
-        with self._db.transaction() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 "SELECT * FROM answers WHERE id = ? AND tenant = ?", (answer_id, tenant)
             ).fetchone()
@@ -205,9 +208,9 @@ class ConversationStore:
 
     def turns(self, tenant: str, conversation_id: str, *, last: int | None = None) -> list[StoredAnswer]:
         """The conversation's answers, oldest first (only the ``last`` few when given)."""
-        with self._db.transaction() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
-                "SELECT * FROM answers WHERE conversation_id = ? AND tenant = ? ORDER BY created_at DESC, rowid DESC"
+                "SELECT * FROM answers WHERE conversation_id = ? AND tenant = ? ORDER BY created_at DESC, id DESC"
                 + (" LIMIT ?" if last is not None else ""),
                 (conversation_id, tenant, *([last] if last is not None else [])),
             ).fetchall()
@@ -237,7 +240,7 @@ class ConversationStore:
             if value is not None:
                 where += f" AND {column} = ?"
                 args.append(value)
-        with self._db.transaction() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 "SELECT f.id AS fid, f.rating, f.comment, f.created_at AS fat, a.* FROM feedback f "
                 "JOIN answers a ON a.id = f.answer_id AND a.tenant = f.tenant WHERE 1 = 1"

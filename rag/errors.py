@@ -210,6 +210,11 @@ class IndexUnavailable(DependencyUnavailable):
     title = "The index is unavailable"
 
 
+class DatabaseUnavailable(DependencyUnavailable):
+    code = "database_unavailable"
+    title = "The database is unavailable"
+
+
 class DeadlineExceeded(RagError):
     code = "deadline_exceeded"
     status = 504

@@ -19,6 +19,17 @@ class Settings(BaseSettings):
     # --- storage ---------------------------------------------------------------
     data_dir: Path = Path("./var")
     chroma_url: str | None = None
+    database_url: str | None = None
+    """``postgresql://user:pass@host/db`` puts every row store (catalog, jobs, budgets,
+    conversations) on PostgreSQL; unset, SQLite files under the data directory."""
+    migrate_on_start: bool = True
+    """Apply pending schema migrations when the service starts (else ``rag migrate``)."""
+    blob_url: str | None = None
+    """Where uploaded and original bytes live for every process: ``file:///shared/dir`` or
+    ``s3://bucket/prefix``; unset, under the data directory."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible server's endpoint (MinIO, moto, ...); credentials and region come from
+    the usual ``AWS_*`` variables."""
     chroma_hnsw_ef_search: int = 100
     default_collection: str = "default"
 

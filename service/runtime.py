@@ -198,8 +198,9 @@ class Runtime:
     @cached_property
     def conversations(self) -> ConversationStore:
         from rag.conversations import ConversationStore
+        from rag.db import database
 
-        return ConversationStore(self.settings.conversations_path)
+        return ConversationStore(database(self.settings, "conversations"))
 
     # --- lifecycle --------------------------------------------------------------
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("RAG_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
@@ -81,3 +85,26 @@ def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     transformer = models.Transformer(str(base), max_seq_length=256)
     SentenceTransformer(modules=[transformer, models.Pooling(32)]).save(str(target))
     return str(target)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the session (as ``nobody`` when the tests run as root)."""
+    from tests.postgres_server import PostgresServer, binaries
+
+    if binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/system-deps.sh (CI installs it)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh empty database on the session's cluster, dropped afterwards."""
+    from rag.db import close_pools
+
+    url = postgres.fresh_database()
+    yield url
+    close_pools()
+    postgres.drop_database(url)

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.catalog import ACTIVE, BUILDING, RETIRED, Catalog, CollectionEmbedding, VectorSet, discard_unfinished
+from rag.db import database
 from rag.errors import Conflict, EmbeddingModelMismatch, IndexUnavailable, NotFound
 from rag.index.base import LexicalIndex, VectorStore
 from rag.index.chroma_store import ChromaStore, collection_key, make_client
@@ -636,7 +637,7 @@ def open_store(settings: Settings, *, writer: bool = True) -> DocumentStore:
         lock = WriterLock(settings.data_dir)
         lock.acquire()
     try:
-        catalog = Catalog(settings.catalog_path)
+        catalog = Catalog(database(settings, "catalog"), migrate_now=settings.migrate_on_start)
         vectors = ChromaStore(make_client(settings), settings.chroma_hnsw_ef_search)
 
         def open_lexical(collection: str) -> LexicalIndex:

@@ -1,20 +1,20 @@
-"""Daily spending budgets, global and per API key, kept in SQLite so a restart does not reset them.
+"""Daily spending budgets, global and per API key, kept in the database so a restart does not reset them.
 
-A call first *reserves* its worst case (prompt estimate plus ``max_tokens``) inside one
-``BEGIN IMMEDIATE`` transaction, so concurrent requests (and processes) cannot all see the same
-headroom; after the call the reservation is replaced by what was actually spent.
+A call first *reserves* its worst case (prompt estimate plus ``max_tokens``) inside one exclusive
+transaction (SQLite's ``BEGIN IMMEDIATE``, or PostgreSQL's advisory lock for this store), so
+concurrent requests, processes and replicas cannot all see the same headroom; after the call the
+reservation is replaced by what was actually spent.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.db import SqliteStore
+from rag.db import Connection, Database, Migration, Store, create_tables
 
 GLOBAL_SCOPE = "*"
 _RESERVATION_TTL_S = 600.0  # a crashed process's reservations stop counting after this
@@ -43,10 +43,14 @@ def key_scope(api_key_id: str) -> str:
     return f"key:{api_key_id}"
 
 
+class _BudgetStore(Store):
+    migrations = (Migration(1, "spend and reservations", create_tables(_SCHEMA)),)
+
+
 class BudgetLedger:
     def __init__(
         self,
-        path: Path,
+        source: Path | Database,
         *,
         daily_usd: float | None,
         per_key_daily_usd: float | None,
@@ -55,8 +59,7 @@ class BudgetLedger:
         self.daily_usd = daily_usd
         self.per_key_daily_usd = per_key_daily_usd
         self._clock = clock
-        self.path = path
-        self._store = SqliteStore(path, _SCHEMA) if self.enabled else None
+        self._store = _BudgetStore(source) if self.enabled else None
 
     @property
     def enabled(self) -> bool:
@@ -73,7 +76,7 @@ class BudgetLedger:
             limits.append((key_scope(api_key_id), self.per_key_daily_usd))
         return limits
 
-    def _committed(self, db: sqlite3.Connection, day: str, scope: str, now: float) -> float:
+    def _committed(self, db: Connection, day: str, scope: str, now: float) -> float:
         spent = db.execute(
             "SELECT spent_usd FROM budget_spend WHERE day = ? AND scope = ?", (day, scope)
         ).fetchone()
@@ -115,7 +118,7 @@ class BudgetLedger:
                 for scope in reservation.scopes:
                     db.execute(
                         "INSERT INTO budget_spend (day, scope, spent_usd) VALUES (?, ?, ?) ON CONFLICT "
-                        "(day, scope) DO UPDATE SET spent_usd = spent_usd + excluded.spent_usd",
+                        "(day, scope) DO UPDATE SET spent_usd = budget_spend.spent_usd + excluded.spent_usd",
                         (reservation.day, scope, actual),
                     )
         reservation.id = ""

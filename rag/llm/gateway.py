@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from opentelemetry.trace import Span
 from prometheus_client import CollectorRegistry
 
+from rag.db import database
 from rag.errors import InvalidRequest, ProviderError, RagError, StreamInterrupted
 from rag.llm.budget import BudgetLedger
 from rag.llm.cache import AnswerCache, RedisCache, ResponseCache, SQLiteCache
@@ -94,8 +95,9 @@ class Gateway:
             cache = RedisCache(settings.redis_url)
         elif settings.cache_enabled:
             cache = SQLiteCache(settings.cache_path, clock=clock.wall)
+        budgets = settings.budget_daily_usd is not None or settings.budget_per_key_daily_usd is not None
         ledger = BudgetLedger(
-            settings.budget_path,
+            database(settings, "llm_budget") if budgets else settings.budget_path,
             daily_usd=settings.budget_daily_usd,
             per_key_daily_usd=settings.budget_per_key_daily_usd,
             clock=clock.wall,

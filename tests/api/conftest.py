@@ -180,6 +180,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def samples_indexed(live: LiveServer) -> dict[str, dict[str, Any]]:
     """Tenant alpha's sample documents (queued by the first start), by name, once indexed."""
+    return wait_for_samples(live)
+
+
+def wait_for_samples(live: LiveServer) -> dict[str, dict[str, Any]]:
     with live.client(ALPHA_KEY) as client:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

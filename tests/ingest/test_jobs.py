@@ -1,4 +1,4 @@
-"""The durable job queue on SQLite: claims, bounded retries, crash recovery, backpressure."""
+"""The durable job queue on SQLite and PostgreSQL: claims, bounded retries, crash recovery, backpressure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ingest.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobQueue, JobSpec, JobStore
+from rag.db import PostgresDatabase
 from rag.errors import CorruptDocument, OcrUnavailable, QueueFull
 from rag.settings import Settings
 
@@ -21,8 +22,11 @@ def spec(tmp_path: Path, doc: str, tenant: str = "t", size: int | None = None) -
     return JobSpec(tenant, f"{tenant}::default", doc, f"{doc}.txt", path, {"k": 1}, size_bytes=size)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> JobStore:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
+    """Every queue test runs on both engines."""
+    if request.param == "postgresql":
+        return JobStore(PostgresDatabase(request.getfixturevalue("pg_url"), "jobs"), max_attempts=2)
     return JobStore(tmp_path / "jobs.sqlite3", max_attempts=2)
 
 

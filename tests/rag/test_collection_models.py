@@ -95,6 +95,7 @@ def test_a_catalog_from_before_model_records_is_recorded_on_open(settings: Setti
     with sqlite3.connect(settings.catalog_path) as conn:  # the catalog as the previous version left it
         conn.execute("DROP TABLE collection_embeddings")
         conn.execute("DROP TABLE vector_sets")
+        conn.execute("DROP TABLE schema_migrations")  # it predates migrations too
 
     reader = open_store(settings, writer=False)  # a reader writes nothing, but knows the model
     assert reader.catalog.embedding("default") is None

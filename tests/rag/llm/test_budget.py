@@ -110,3 +110,34 @@ def test_ledger_reserve_settle_and_release(tmp_path: Path) -> None:
     ledger.settle(second, 0.0)  # a failed call costs nothing and frees its hold
     assert ledger.reserve(0.75) is not None
     ledger.close()
+
+
+def test_two_replicas_on_postgresql_share_one_budget(
+    fakes: list[FakeLLMServer], gateway_factory: GatewayFactory, pg_url: str, tmp_path: Path
+) -> None:
+    """50 concurrent calls split across two gateways, each with its own data directory and one
+    PostgreSQL database: the budget for 10 lets exactly 10 reach the paid provider."""
+    _, cost = _worst_case()
+    replicas = [
+        gateway_factory(
+            _paid_and_free(fakes),
+            budget_daily_usd=cost * 10.5,
+            database_url=pg_url,
+            data_dir=tmp_path / f"replica-{n}",
+        )
+        for n in range(2)
+    ]
+
+    async def main() -> list[str]:
+        async with replicas[0], replicas[1]:
+            responses = await asyncio.gather(
+                *(replicas[i % 2].complete(ask(max_tokens=MAX_TOKENS)) for i in range(50))
+            )
+            assert replicas[0].ledger.spent_today() == pytest.approx(replicas[1].ledger.spent_today())
+            assert replicas[0].ledger.spent_today() <= cost * 10.5
+        return [r.provider for r in responses]
+
+    providers = asyncio.run(main())
+    assert fakes[0].count() == 10, "exactly the budgeted number of calls reach the paid provider"
+    assert providers.count("paid") == 10 and providers.count("free") == 40
+    assert not (tmp_path / "replica-0" / "llm_budget.sqlite3").exists()  # the spend is in the database
