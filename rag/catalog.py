@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.db import Connection, Database, Migration, Row, Store, create_tables, equal_to
+from rag.errors import JobCancelled
 from rag.layout import PageLayout
 from rag.types import Document, PageRecord
 from rag.vectors import EmbeddingSpec
@@ -293,11 +294,21 @@ class Catalog(Store):
             ]
             conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in replaced])
             conn.executemany("DELETE FROM pages WHERE document_id = ?", [(d,) for d in replaced])
-            conn.execute(
+            switched = conn.execute(
                 "UPDATE documents SET state = ?, pages = ?, ocr_pages = ?, chunks = ?, updated_at = ?"
-                " WHERE id = ?",
-                (ACTIVE, document.pages, document.ocr_pages, document.chunks, time.time(), document.id),
-            )
+                " WHERE id = ? AND state = ?",
+                (
+                    ACTIVE,
+                    document.pages,
+                    document.ocr_pages,
+                    document.chunks,
+                    time.time(),
+                    document.id,
+                    WRITING,
+                ),
+            ).rowcount
+            if switched != 1:  # deleted (by another process) while it was being written
+                raise JobCancelled("the document was deleted while it was being ingested")
             generation = self._bump(conn, document.collection)
         document.state = ACTIVE
         return replaced, generation
@@ -312,8 +323,16 @@ class Catalog(Store):
             conn.execute("DELETE FROM pages WHERE document_id = ?", (doc_id,))
             return row[0], self._bump(conn, row[0])
 
-    def unfinished(self) -> list[Document]:
-        return self.documents(state=WRITING)
+    def unfinished(self, updated_before: float | None = None) -> list[Document]:
+        """Documents being written (only those untouched since ``updated_before`` when given)."""
+        if updated_before is None:
+            return self.documents(state=WRITING)
+        with self.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM documents WHERE state = ? AND updated_at < ? ORDER BY created_at, id",
+                (WRITING, updated_before),
+            ).fetchall()
+        return [_row_to_document(r) for r in rows]
 
     # --- embedding models and vector sets ---------------------------------------------
 

@@ -107,8 +107,11 @@ def _answer(row: Row) -> StoredAnswer:
     )
 
 
+MIGRATIONS = (Migration(1, "conversations, answers, feedback", create_tables(_SCHEMA)),)
+
+
 class _Tables(Store):
-    migrations = (Migration(1, "conversations, answers, feedback", create_tables(_SCHEMA)),)
+    migrations = MIGRATIONS
 
 
 class ConversationStore:

@@ -118,6 +118,10 @@ class DocumentStore:
         self._active: dict[str, tuple[int, set[str]]] = {}
         self._names: dict[str, tuple[int, DocumentNames]] = {}
         self._implied_dims: dict[str, int] = {}
+        self.shared = settings.database_url is not None
+        """Other processes write the same catalog and vectors (``RAG_DATABASE_URL``): this process's
+        lexical indexes catch up with the catalog before each search instead of trusting their cache."""
+        self._catch_up_lock = threading.Lock()
         self.default_model = canonical_model_name(settings.embedding_model)
         self.default_backend: str = getattr(settings, "embedding_backend", DEFAULT_BACKEND)
         """The model a write without an explicit spec, and a collection recorded on open, are taken to use."""
@@ -141,16 +145,67 @@ class DocumentStore:
 
     def _lexical_for(self, collection: str) -> LexicalIndex:
         lex = self._lexical.get(collection)
-        if lex is not None and self.writable:
+        if lex is not None and self.writable and not self.shared:
             return lex  # only this process writes, and it keeps the cached index in step
         generation = self.catalog.generation(collection)
         if lex is not None and lex.generation == generation:
             return lex
+        if self.shared:
+            return self._catch_up(collection, generation)
         lex = self._open_lexical(collection)
         if lex.generation != generation and self.writable:
             lex = self._rebuild_lexical(collection, generation)
         self._lexical[collection] = lex
         return lex
+
+    def _catch_up(self, collection: str, generation: int) -> LexicalIndex:
+        """Bring this process's lexical index in step with a catalog other processes write.
+
+        The difference between the documents it holds and the active ones is applied: chunks of
+        documents activated elsewhere are read from the vector store (written there before their
+        activation, so they are present), those of removed or replaced versions dropped. A
+        missing index, or one that lacks most of the collection, is rebuilt instead.
+        """
+        with self._catch_up_lock:
+            lex = self._lexical.get(collection)
+            if lex is not None and lex.generation == generation:
+                return lex
+            if lex is None:
+                lex = self._open_lexical(collection)
+            if lex.generation == generation:
+                self._lexical[collection] = lex
+                return lex
+            started = time.perf_counter()
+            active = {d.id: d for d in self.catalog.documents(collection)}
+            held = lex.doc_ids() if isinstance(lex, BM25Index) else set()
+            missing = [doc for doc_id, doc in active.items() if doc_id not in held]
+            if (
+                lex.generation < 0
+                or not isinstance(lex, BM25Index)
+                or len(missing) > max(100, len(active) // 2)
+            ):
+                lex = self._rebuild_lexical(collection, generation)
+            else:
+                lex.remove_documents(held - set(active))
+                physical = self._physical(collection)
+                for doc in missing:
+                    rows = self.vectors.get(physical, document_chunk_ids(doc))
+                    lex.add(
+                        [cid for cid, _, _ in rows],
+                        [str(meta["doc_id"]) for _, _, meta in rows],
+                        [keyword_text(text, meta) for _, text, meta in rows],
+                    )
+                lex.save(generation)
+                log_event(
+                    log,
+                    "lexical index caught up with the catalog",
+                    collection=collection,
+                    added=len(missing),
+                    generation=generation,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+            self._lexical[collection] = lex
+            return lex
 
     def document_names(self, collection: str) -> DocumentNames:
         generation = self.catalog.generation(collection)
@@ -179,12 +234,15 @@ class DocumentStore:
             "recorded": [],
             "dropped_vector_sets": [],
         }
-        for vector_set in self.catalog.vector_sets():
+        # shared engines: another process may be re-indexing or writing right now, so only what
+        # was left long ago is someone's crash (a write takes seconds between its two steps)
+        for vector_set in [] if self.shared else self.catalog.vector_sets():
             # a re-index that never switched, or vectors one replaced: nothing reads them now
             self.vectors.drop(vector_set.physical)
             self.catalog.forget_vector_set(vector_set.physical)
             report["dropped_vector_sets"].append(f"{vector_set.collection} ({vector_set.state})")
-        for doc in self.catalog.unfinished():
+        stale_before = time.time() - SHARED_WRITE_STALE_S if self.shared else None
+        for doc in self.catalog.unfinished(updated_before=stale_before):
             self.vectors.delete_documents(self._physical(doc.collection), [doc.id])
             discard_unfinished(self.catalog, doc.id)
             report["discarded"].append(doc.id)
@@ -197,6 +255,9 @@ class DocumentStore:
                 if implied is not None:  # recorded before collections recorded their model
                     self.catalog.record_embedding(collection, implied.physical, implied.spec)
                     report["recorded"].append(collection)
+            if self.shared:  # catch up with what the others wrote; their writes in flight are theirs
+                self._lexical_for(collection)
+                continue
             physical = self._physical(collection)
             active = self.catalog.active_ids(collection)
             if self.vectors.count(physical) != self.catalog.active_chunk_total(collection):
@@ -277,16 +338,21 @@ class DocumentStore:
                 lex = self._lexical_for(document.collection)
                 self.vectors.add(replace(document, collection=physical), chunks, vectors)
                 with self._rw.write():
+                    before = lex.generation
                     replaced, generation = self.catalog.activate(document)
                     lex.remove_documents(set(replaced))
                     lex.add(
                         [c.id for c in chunks], [c.doc_id for c in chunks], [c.indexed_text for c in chunks]
                     )
-                    lex.save(generation)
+                    # another process's switch in between: this index lacks it, so it claims
+                    # only the generation it was in step with, and catches up before the next search
+                    lex.save(generation if not self.shared or generation == before + 1 else before)
             except BaseException:
                 written = self.catalog.get(document.id)
                 if written is None or written.state != ACTIVE:
                     self.originals.remove(document.id)
+                    if written is None:  # deleted meanwhile: its chunks must not outlive it
+                        self.vectors.delete_documents(physical, [document.id])
                 raise
             self.vectors.delete_documents(physical, replaced)
             for old in replaced:
@@ -302,8 +368,9 @@ class DocumentStore:
             with self._rw.write():
                 removed = self.catalog.remove(doc_id)
                 if removed is not None:
+                    before = lex.generation
                     lex.remove_documents({doc_id})
-                    lex.save(removed[1])
+                    lex.save(removed[1] if not self.shared or removed[1] == before + 1 else before)
             self.vectors.delete_documents(self._physical(doc.collection), [doc_id])
             self.originals.remove(doc_id)
 
@@ -576,6 +643,10 @@ class DocumentStore:
             "writable": self.writable,
             "collections": collections,
         }
+
+
+SHARED_WRITE_STALE_S = 15 * 60.0
+"""With shared engines, a document left ``writing`` this long is a dead process's, not a live one's."""
 
 
 def _new_physical(collection: str) -> str:

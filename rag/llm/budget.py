@@ -43,8 +43,11 @@ def key_scope(api_key_id: str) -> str:
     return f"key:{api_key_id}"
 
 
+MIGRATIONS = (Migration(1, "spend and reservations", create_tables(_SCHEMA)),)
+
+
 class _BudgetStore(Store):
-    migrations = (Migration(1, "spend and reservations", create_tables(_SCHEMA)),)
+    migrations = MIGRATIONS
 
 
 class BudgetLedger:

@@ -190,3 +190,26 @@ def test_database_urls_are_checked(tmp_path: Path) -> None:
             connect_timeout_s=1,
         )
     assert "secret" not in str(caught.value)
+
+
+def test_rag_migrate_brings_postgresql_up_to_date_for_services_that_may_not_migrate(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+    from rag.catalog import Catalog
+    from rag.db import database
+    from rag.settings import load_settings
+
+    monkeypatch.setenv("RAG_DATABASE_URL", pg_url)
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RAG_MIGRATE_ON_START", "false")
+    settings = load_settings()
+    assert main(["migrate", "--check"]) == 1
+    with pytest.raises(ConfigurationError, match="rag migrate"):
+        Catalog(database(settings, "catalog"), migrate_now=settings.migrate_on_start)
+    assert main(["migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "jobs: applied: 1 (jobs), 2 (intake's facts on each job)" in out and "PostgreSQL" in out
+    assert main(["migrate", "--check"]) == 0
+    Catalog(database(settings, "catalog"), migrate_now=False).close()
+    assert not any((tmp_path / "var").glob("*.sqlite3"))
