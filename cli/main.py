@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cli import documents, mcp, migrate, query, reindex, serve
+from cli import documents, mcp, migrate, query, reindex, serve, worker
 from cli import eval as evaluation
 from cli.common import EXIT_FAILED, EXIT_USAGE, Command, Subparsers, print_json
 from rag.errors import RagError
@@ -24,6 +24,7 @@ REGISTRATIONS: tuple[Callable[[Subparsers], None], ...] = (
     migrate.register,  # migrate
     query.register,  # search, ask, doctor
     serve.register,  # serve
+    worker.register,  # worker
     mcp.register,  # mcp
     evaluation.register,  # eval
 )

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,14 @@ CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs(tenant, seq);
 
 _ADDED_COLUMNS = (("content_sha256", "TEXT"), ("kind", "TEXT"), ("size_bytes", "INTEGER"))
 """Columns a jobs table made by an earlier version lacks (intake's facts): migration 2."""
+_LEASE_COLUMNS = (
+    ("worker", "TEXT"),
+    ("lease_expires", "REAL"),
+    ("cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Migration 3: who runs a job and until when its lease holds (workers heartbeat it), and a
+cancel any process can ask for."""
+DEFAULT_LEASE_S = 30.0
 
 DEFAULT_MAX_ATTEMPTS = 3
 """Attempts of a job whose failures are worth retrying (a dependency's 5xx)."""
@@ -179,6 +189,7 @@ class JobStore(Store):
     migrations = (
         Migration(1, "jobs", create_tables(_SCHEMA)),
         Migration(2, "intake's facts on each job", add_missing_columns("jobs", _ADDED_COLUMNS)),
+        Migration(3, "worker leases and cancel requests", add_missing_columns("jobs", _LEASE_COLUMNS)),
     )
 
     def __init__(
@@ -187,10 +198,14 @@ class JobStore(Store):
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff_base_s: float = 2.0,
+        lease_s: float = DEFAULT_LEASE_S,
         migrate_now: bool = True,
     ) -> None:
-        """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next."""
+        """A failed attempt waits ``backoff_base_s * 2**(attempt-1)`` (at most 30 s) before the next.
+        A claimed job is its worker's for ``lease_s``, renewed by heartbeats; past it, any worker
+        may take it again (``reclaim_expired``)."""
         super().__init__(source, migrate_now=migrate_now)
+        self.lease_s = lease_s
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
 
@@ -333,34 +348,99 @@ class JobStore(Store):
         per_job = self.mean_run_seconds() or 5.0
         return float(min(300, max(1, round(per_job * max(1, queued // 10) / max(1, workers)))))
 
-    def claim(self) -> Job | None:
-        """Take the oldest runnable queued job for this thread; ``None`` when there is none."""
+    def claim(self, worker: str = "") -> Job | None:
+        """Take the oldest runnable queued job for ``worker``; ``None`` when there is none.
+
+        On PostgreSQL workers on any machine claim at once: each locks the row it takes and
+        skips rows others hold (``FOR UPDATE ... SKIP LOCKED``) instead of queueing on one lock.
+        """
         now = time.time()
         token = secrets.token_hex(8)
-        with self.transaction() as conn:
+        postgres = self.db.dialect == "postgresql"
+        with self.transaction(exclusive=not postgres) as conn:
             # round robin across tenants: the tenant whose last job started longest ago (or never)
             # goes first, so a backlog delays another tenant's first document by one job at most
             row = conn.execute(
                 "SELECT q.id FROM jobs q LEFT JOIN (SELECT tenant, MAX(started_at) AS last FROM jobs"
                 " WHERE started_at IS NOT NULL GROUP BY tenant) t ON t.tenant = q.tenant"
-                " WHERE q.state = ? AND q.not_before <= ? ORDER BY COALESCE(t.last, 0), q.seq LIMIT 1",
+                " WHERE q.state = ? AND q.not_before <= ? ORDER BY COALESCE(t.last, 0), q.seq LIMIT 1"
+                + (" FOR UPDATE OF q SKIP LOCKED" if postgres else ""),
                 (QUEUED, now),
             ).fetchone()
             if row is None:
                 return None
             conn.execute(
                 "UPDATE jobs SET state = ?, attempts = attempts + 1, run_token = ?, started_at = ?,"
-                " updated_at = ?, error_code = NULL, error_message = NULL WHERE id = ?",
-                (RUNNING, token, now, now, row["id"]),
+                " updated_at = ?, error_code = NULL, error_message = NULL, worker = ?, lease_expires = ?,"
+                " cancel_requested = 0 WHERE id = ?",
+                (RUNNING, token, now, now, worker, now + self.lease_s, row["id"]),
             )
         return self.get(row["id"])
 
-    def report_progress(self, job: Job, progress: dict[str, Any]) -> None:
+    def heartbeat(self, jobs: Sequence[Job]) -> set[str]:
+        """Renew the leases of ``jobs`` (this worker's); the ids of those someone asked to cancel
+        or that are no longer this worker's (reclaimed after a missed lease)."""
+        stop: set[str] = set()
+        if not jobs:
+            return stop
+        expires = time.time() + self.lease_s
+        with self.transaction(exclusive=False) as conn:
+            for job in jobs:
+                row = conn.execute(
+                    "UPDATE jobs SET lease_expires = ? WHERE id = ? AND run_token = ? AND state = ?"
+                    " RETURNING cancel_requested",
+                    (expires, job.id, job.run_token, RUNNING),
+                ).fetchone()
+                if row is None or row[0]:
+                    stop.add(job.id)
+        return stop
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Ask whichever worker runs ``job_id`` to stop it (at its next heartbeat or progress report)."""
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND run_token = ? AND state = ?",
-                (json.dumps(progress), time.time(), job.id, job.run_token, RUNNING),
+            return bool(
+                conn.execute(
+                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = ?", (job_id, RUNNING)
+                ).rowcount
             )
+
+    def reclaim_expired(self) -> dict[str, int]:
+        """Jobs whose worker stopped heartbeating (it died, or lost its machine): queued again
+        while crash attempts remain (``CRASH_ATTEMPTS``), else failed; safe from any process."""
+        now = time.time()
+        attempts = min(self.max_attempts, CRASH_ATTEMPTS)
+        with self.transaction() as conn:
+            requeued = conn.execute(
+                "UPDATE jobs SET state = ?, run_token = NULL, worker = NULL, updated_at = ?, progress = ?"
+                " WHERE state = ? AND lease_expires < ? AND attempts < ?",
+                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, now, attempts),
+            ).rowcount
+            exhausted = conn.execute(
+                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
+                " updated_at = ? WHERE state = ? AND lease_expires < ?",
+                (
+                    FAILED,
+                    "interrupted",
+                    "the worker running the job stopped, and again during its retry",
+                    now,
+                    now,
+                    RUNNING,
+                    now,
+                ),
+            ).rowcount
+        return {"requeued": requeued, "failed": exhausted}
+
+    def report_progress(self, job: Job, progress: dict[str, Any]) -> bool:
+        """Record progress (renewing the lease); ``True`` when the job should stop (cancelled, or
+        no longer this worker's)."""
+        now = time.time()
+        with self.transaction(exclusive=False) as conn:
+            row = conn.execute(
+                "UPDATE jobs SET progress = ?, updated_at = ?, lease_expires = ?"
+                " WHERE id = ? AND run_token = ? AND state = ? RETURNING cancel_requested",
+                (json.dumps(progress), now, now + self.lease_s, job.id, job.run_token, RUNNING),
+            ).fetchone()
+        return row is None or bool(row[0])
 
     def succeed(self, job: Job, result: dict[str, Any], progress: dict[str, Any]) -> bool:
         now = time.time()
@@ -485,8 +565,12 @@ class JobQueue:
         self.handler = handler
         self.store = store or JobStore(
             open_database("jobs", url=settings.database_url, data_dir=settings.data_dir),
+            lease_s=settings.job_lease_s,
             migrate_now=settings.migrate_on_start,
         )
+        self.shared = settings.database_url is not None
+        """Other processes run jobs from the same queue: leases, not start-up, recover theirs."""
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -499,13 +583,18 @@ class JobQueue:
     # --- lifecycle --------------------------------------------------------------
 
     def start(self) -> dict[str, int]:
-        report = self.store.recover()
+        # alone on the queue, whatever is running was this process's before it died; shared,
+        # only jobs whose lease ran out are (another worker's may be running right now)
+        report = self.store.reclaim_expired() if self.shared else self.store.recover()
         if report["requeued"] or report["failed"]:
             log_event(log, "jobs recovered after an unclean stop", logging.WARNING, **report)
         for n in range(max(1, self.settings.workers)):
             thread = threading.Thread(target=self._work, name=f"ingest-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        beat = threading.Thread(target=self._heartbeat, name="ingest-heartbeat", daemon=True)
+        beat.start()
+        self._threads.append(beat)
         return report
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -541,7 +630,7 @@ class JobQueue:
             if job_id in self._running:
                 self._cancelled.add(job_id)
                 return True
-        return False
+        return self.store.request_cancel(job_id)  # another process's worker runs it
 
     def cancel_and_wait(self, job_id: str, timeout_s: float) -> Job | None:
         """Cancel a job and wait until it has ended; the ended job, or ``None`` past ``timeout_s``.
@@ -567,10 +656,31 @@ class JobQueue:
 
     # --- workers ----------------------------------------------------------------
 
+    def _heartbeat(self) -> None:
+        """Renew the leases of this process's running jobs; pick up cancels asked elsewhere, and
+        (shared) give back the jobs of workers that stopped heartbeating."""
+        every = max(0.2, self.store.lease_s / 3)
+        while not self._stop.wait(every):
+            with self._running_lock:
+                running = list(self._running.values())
+            try:
+                stop = self.store.heartbeat(running)
+                if self.shared:
+                    reclaimed = self.store.reclaim_expired()
+                    if reclaimed["requeued"] or reclaimed["failed"]:
+                        log_event(log, "jobs of a stopped worker reclaimed", logging.WARNING, **reclaimed)
+                        self._wake.set()
+            except DATABASE_ERRORS:
+                log.exception("could not renew job leases")
+                continue
+            if stop:
+                with self._running_lock:
+                    self._cancelled.update(stop & set(self._running))
+
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                job = self.store.claim()
+                job = self.store.claim(self.worker_id)
             except DATABASE_ERRORS:
                 log.exception("could not claim a job")
                 self._stop.wait(_POLL_S)
@@ -598,7 +708,8 @@ class JobQueue:
             now = time.monotonic()
             if now - last_write >= _PROGRESS_EVERY_S or progress.get("stage") != last_stage:
                 last_write, last_stage = now, str(progress.get("stage"))
-                self.store.report_progress(job, progress)
+                if self.store.report_progress(job, progress) and update.get("stage") != "done":
+                    raise JobCancelled("the job was cancelled while it ran")
 
         log_event(log, "job started", job_id=job.id, document_id=job.document_id, attempt=job.attempts)
         state = FAILED

@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     """Origins (comma-separated) whose pages may call the API with a key; CORS is off when empty.
     Without API keys, another site's writes stay refused (``cross_site_request``) whatever this says."""
     workers: int = 1
+    run_jobs: bool = True
+    """``rag serve`` runs ingestion jobs in its own threads; ``false`` on API replicas whose
+    jobs ``rag worker`` processes run (they share the queue through ``RAG_DATABASE_URL``)."""
+    job_lease_s: float = Field(default=30.0, gt=0)
+    """How long a claimed job stays its worker's without a heartbeat (every third of it)."""
     max_queue_depth: int = 100
     """Queued ingestion jobs per tenant (429 ``queue_full`` past it, counting only the tenant's)."""
     max_queued_mb: int = Field(default=1024, ge=1)

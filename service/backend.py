@@ -101,11 +101,15 @@ class Backend:
             runtime.embedder.embed_query("warm up")
 
         if self._load("ingestion", warm_ingestion):
-            runtime.jobs.start()
+            if self.settings.run_jobs:  # else `rag worker` processes run them
+                runtime.jobs.start()
             self._seed_samples()
-        if self._load("query", lambda: runtime.query) and runtime.jobs.alive:
+        if self._load("query", lambda: runtime.query) and self._jobs_ok():
             self.ready.set()
             log_event(log, "service ready", seconds=round(time.perf_counter() - started, 2))
+
+    def _jobs_ok(self) -> bool:
+        return self.runtime.jobs.alive or not self.settings.run_jobs
 
     def _seed_samples(self) -> None:
         if self.settings.samples_dir is None or self._sample_targets is None:
@@ -199,7 +203,11 @@ class Backend:
         else:
             checks["providers"] = {"ok": False, "reason": "not loaded yet"}
         counts = self.job_counts()
-        checks["jobs"] = {"ok": runtime.jobs.alive, "workers": self.settings.workers, **counts}
+        checks["jobs"] = {
+            "ok": self._jobs_ok(),
+            "workers": self.settings.workers if self.settings.run_jobs else 0,
+            **counts,
+        }
         if self.warm_error is not None:
             checks["warmup"] = {"ok": False, "code": self.warm_error.code, "reason": self.warm_error.message}
         else:

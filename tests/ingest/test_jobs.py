@@ -128,6 +128,58 @@ def test_a_stale_worker_cannot_overwrite_a_reclaimed_job(store: JobStore, tmp_pa
     assert job is not None and job.result == {"from": "fresh"}
 
 
+def test_a_lease_that_runs_out_gives_the_job_to_another_worker_at_most_once_more(
+    store: JobStore, tmp_path: Path
+) -> None:
+    store.lease_s = 0.3
+    [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    first = store.claim("worker-1")
+    assert first is not None and store.heartbeat([first]) == set()  # alive: its lease is renewed
+    assert store.reclaim_expired() == {"requeued": 0, "failed": 0}
+    time.sleep(0.4)  # worker-1 died: no heartbeat
+    assert store.reclaim_expired() == {"requeued": 1, "failed": 0}
+    assert store.heartbeat([first]) == {job.id}  # had it only hung, it now learns the job is not its own
+    second = store.claim("worker-2")
+    assert second is not None and second.attempts == 2 and second.run_token != first.run_token
+    assert not store.succeed(first, {"from": "worker-1"}, {})
+    time.sleep(0.4)  # worker-2 died too
+    assert store.reclaim_expired() == {"requeued": 0, "failed": 1}
+    final = store.get(job.id)
+    assert final is not None and (final.state, final.error_code) == (FAILED, "interrupted")
+
+
+def test_any_process_can_cancel_a_running_job(store: JobStore, tmp_path: Path) -> None:
+    [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
+    running = store.claim("worker-1")
+    assert running is not None
+    assert not store.report_progress(running, {"stage": "embedding"})
+    assert store.request_cancel(job.id)  # from an API replica
+    assert store.report_progress(running, {"stage": "embedding"})  # the worker's next report stops it
+    assert store.heartbeat([running]) == {job.id}
+    assert not store.request_cancel("no-such-job")
+
+
+def test_workers_claiming_at_once_take_each_job_exactly_once(store: JobStore, tmp_path: Path) -> None:
+    store.submit([spec(tmp_path, f"d{n}", tenant=f"t{n % 3}") for n in range(24)], max_depth=100)
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        while (job := store.claim(name)) is not None:
+            with lock:
+                taken.append(job.id)
+            time.sleep(0.005)
+            store.succeed(job, {}, {})
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == len(set(taken)) == 24
+    assert store.counts()["succeeded"] == 24
+
+
 def test_cancel_queued(store: JobStore, tmp_path: Path) -> None:
     [(job, _)] = store.submit([spec(tmp_path, "a")], max_depth=10)
     assert [j.id for j in store.cancel_queued("a")] == [job.id]
