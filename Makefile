@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: install system-deps models-mpnet run test test-fast eval eval-filings ablation eval-backends bench lint clean
+.PHONY: install system-deps models-mpnet run cluster cluster-stop test test-fast eval eval-filings ablation eval-backends bench lint clean
 
 install: $(STAMP) system-deps
 
@@ -35,6 +35,13 @@ models-mpnet: $(STAMP)
 run: install
 	RAG_AUTH_DISABLED=$${RAG_AUTH_DISABLED:-true} RAG_SAMPLES_DIR=$${RAG_SAMPLES_DIR:-data/samples} \
 		$(BIN)/rag serve --host 127.0.0.1 --port $${PORT:-8000}
+
+# PostgreSQL, Redis, `chroma run`, two API replicas and two workers on 127.0.0.1 (deploy/cluster.py)
+cluster: install
+	$(BIN)/python -m deploy.cluster start --root $${CLUSTER_ROOT:-var/cluster}
+
+cluster-stop:
+	$(BIN)/python -m deploy.cluster stop --root $${CLUSTER_ROOT:-var/cluster}
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -18,7 +18,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from tests.postgres_server import PostgresServer
+    from deploy.engines import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("RAG_DATASETS_DIR", REPO.parent / "shared" / "datasets"))
@@ -90,13 +90,15 @@ def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL cluster for the session (as ``nobody`` when the tests run as root)."""
-    from tests.postgres_server import PostgresServer, binaries
+    import tempfile
 
-    if binaries() is None:
+    from deploy.engines import PostgresServer, postgres_binaries
+
+    if postgres_binaries() is None:
         pytest.fail("PostgreSQL is not installed: run scripts/system-deps.sh (CI installs it)")
-    server = PostgresServer().start()
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="rag-pg-"))).start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture

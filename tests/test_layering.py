@@ -26,6 +26,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "api": frozenset({"service", "ingest", "rag"}),
     "eval": frozenset({"service", "ingest", "rag"}),
     "cli": frozenset({"api", "eval", "service", "ingest", "rag"}),
+    "deploy": frozenset(),
 }
 """Each layer and the other layers it may import (itself is always allowed)."""
 

@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from deploy.engines import PostgresServer
 from tests.api import conftest as api
 from tests.api.test_conversations import *  # noqa: F403 - the same tests, on this module's server
 from tests.api.test_flow import *  # noqa: F403
-from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,1 @@
+"""Running the service beyond one process: the engines it can share and a local cluster."""
