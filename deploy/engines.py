@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +40,14 @@ def postgres_binaries() -> Path | None:
     """The newest installed PostgreSQL's ``bin`` directory (``postgresql`` from Debian)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
+
+
+def _others_can_enter(directory: Path) -> bool:
+    """Every directory down to ``directory`` lets other users through (o+x)."""
+    directory = directory.resolve()
+    while not directory.exists():
+        directory = directory.parent
+    return all(path.stat().st_mode & 0o001 for path in (directory, *directory.parents))
 
 
 class Engine:
@@ -104,6 +113,9 @@ class PostgresServer(Engine):
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM ("smart") would wait for every client
 
     def __init__(self, root: Path, port: int | None = None) -> None:
+        if os.geteuid() == 0 and not _others_can_enter(root.parent):
+            # the cluster's user must reach its directory (pytest's tmp dirs are root-only)
+            root = Path(tempfile.mkdtemp(prefix="rag-postgres-"))
         super().__init__(root, port)
         binaries = postgres_binaries()
         if binaries is None:

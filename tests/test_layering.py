@@ -5,7 +5,8 @@
 ``rag`` is the core and imports nothing of ours; ``ingest`` builds on ``rag``; ``service`` (the
 composition root and the running service) on both; ``api`` (HTTP only) and ``eval`` on the
 layers below them, never on each other; ``cli`` may use them all (it serves ``api`` and runs
-``eval``). Every import counts: at module level, inside functions (lazy imports), under
+``eval``). ``deploy`` (the shared engines and the local cluster) imports nothing of ours; ``eval``
+and ``cli`` may start it. Every import counts: at module level, inside functions (lazy imports), under
 ``TYPE_CHECKING``, relative ones, and ``importlib.import_module("...")`` with a literal name.
 """
 
@@ -24,8 +25,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ingest": frozenset({"rag"}),
     "service": frozenset({"ingest", "rag"}),
     "api": frozenset({"service", "ingest", "rag"}),
-    "eval": frozenset({"service", "ingest", "rag"}),
-    "cli": frozenset({"api", "eval", "service", "ingest", "rag"}),
+    "eval": frozenset({"service", "ingest", "rag", "deploy"}),
+    "cli": frozenset({"api", "eval", "service", "ingest", "rag", "deploy"}),
     "deploy": frozenset(),
 }
 """Each layer and the other layers it may import (itself is always allowed)."""

@@ -40,6 +40,7 @@ def _sections(datasets: Path, quick: bool) -> dict[str, Callable[[dict[str, Any]
         "ocr_pool": ("eval.bench.ocr_pool", "run_ocr_pool_bench"),
         "embedding_backends": ("eval.bench.backends", "backend_throughput"),
         "page_render": ("eval.bench.pages", "run_page_render_bench"),
+        "cluster": ("eval.bench.cluster", "run_cluster_bench"),
     }
     for name, (module, func) in optional.items():
         try:
