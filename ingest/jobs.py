@@ -21,10 +21,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rag.blobs import BlobStore, open_blob_store
 from rag.db import (
     DATABASE_ERRORS,
     Connection,
@@ -37,7 +38,7 @@ from rag.db import (
     equal_to,
     open_database,
 )
-from rag.errors import JobCancelled, QueueFull, RagError
+from rag.errors import ConfigurationError, JobCancelled, NotFound, QueueFull, RagError
 from rag.logs import log_event
 from rag.settings import Settings
 
@@ -87,6 +88,8 @@ _LEASE_COLUMNS = (
 """Migration 3: who runs a job and until when its lease holds (workers heartbeat it), and a
 cancel any process can ask for."""
 DEFAULT_LEASE_S = 30.0
+BLOB_PREFIX = "blob:"
+"""A job's ``path`` that names a key of the shared blob store instead of a local file."""
 
 DEFAULT_MAX_ATTEMPTS = 3
 """Attempts of a job whose failures are worth retrying (a dependency's 5xx)."""
@@ -571,6 +574,12 @@ class JobQueue:
         self.shared = settings.database_url is not None
         """Other processes run jobs from the same queue: leases, not start-up, recover theirs."""
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.blobs: BlobStore | None = (
+            open_blob_store(settings.blob_url, settings.data_dir / "blobs", settings.s3_endpoint_url)
+            if settings.blob_url
+            else None
+        )
+        """Set (``RAG_BLOB_URL``): uploads wait for a worker in the store every process shares."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -616,10 +625,47 @@ class JobQueue:
     # --- API --------------------------------------------------------------------
 
     def submit(self, specs: list[JobSpec]) -> list[tuple[Job, bool]]:
+        """Queue ``specs`` (all or none). With a shared blob store their files are moved into it
+        first, so a worker on any machine can read them; the local files are then removed."""
         max_bytes = self.settings.max_queued_mb * 1024 * 1024
-        jobs = self.store.submit(specs, self.settings.max_queue_depth, self.settings.workers, max_bytes)
+        queued = self._share_uploads(specs) if self.blobs is not None else specs
+        try:
+            jobs = self.store.submit(queued, self.settings.max_queue_depth, self.settings.workers, max_bytes)
+        except BaseException:
+            if queued is not specs:
+                self._drop_shared(queued)
+            raise
+        if queued is not specs:
+            self._drop_shared([spec for spec, (_, created) in zip(queued, jobs, strict=True) if not created])
+            for spec in specs:
+                spec.path.unlink(missing_ok=True)
         self._wake.set()
         return jobs
+
+    def _share_uploads(self, specs: list[JobSpec]) -> list[JobSpec]:
+        assert self.blobs is not None
+        shared: list[JobSpec] = []
+        try:
+            for spec in specs:
+                key = f"uploads/{spec.document_id}/{secrets.token_hex(8)}"
+                self.blobs.put_file(key, spec.path)
+                shared.append(replace(spec, path=Path(BLOB_PREFIX + key)))
+        except BaseException:
+            self._drop_shared(shared)
+            raise
+        return shared
+
+    def _drop_shared(self, specs: list[JobSpec]) -> None:
+        for spec in specs:
+            self.discard_upload(str(spec.path))
+
+    def discard_upload(self, path: str) -> None:
+        """Remove a job's file: from the shared blob store, or from this process's disk."""
+        if path.startswith(BLOB_PREFIX):
+            if self.blobs is not None:
+                self.blobs.delete(path.removeprefix(BLOB_PREFIX))
+        else:
+            Path(path).unlink(missing_ok=True)
 
     def cancel(self, job_id: str) -> bool:
         """Stop a queued job at once or a running one at its next progress report (pages and
@@ -655,6 +701,16 @@ class JobQueue:
             raise _too_many_queued(queued, self.settings.max_queue_depth, retry_after)
 
     # --- workers ----------------------------------------------------------------
+
+    def _fetch_upload(self, job: Job) -> Path:
+        """The job's bytes from the shared blob store, in this process's uploads directory."""
+        if self.blobs is None:
+            raise ConfigurationError("this job's file is in the shared blob store: set RAG_BLOB_URL")
+        local = self.settings.uploads_dir / f"{job.id}.{secrets.token_hex(4)}.fetched"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if not self.blobs.fetch(job.path.removeprefix(BLOB_PREFIX), local):
+            raise NotFound("the uploaded file is no longer in the blob store")
+        return local
 
     def _heartbeat(self) -> None:
         """Renew the leases of this process's running jobs; pick up cancels asked elsewhere, and
@@ -713,11 +769,14 @@ class JobQueue:
 
         log_event(log, "job started", job_id=job.id, document_id=job.document_id, attempt=job.attempts)
         state = FAILED
+        fetched: Path | None = None
         try:
-            result = self.handler(job, report)
+            if job.path.startswith(BLOB_PREFIX):  # queued by another process: its bytes are shared
+                fetched = self._fetch_upload(job)
+            result = self.handler(replace(job, path=str(fetched)) if fetched else job, report)
             self.store.succeed(job, result, progress)
             state = SUCCEEDED
-            Path(job.path).unlink(missing_ok=True)
+            self.discard_upload(job.path)
         except RagError as exc:
             state = self.store.fail(job, exc.code, exc.message, retry=exc.status >= 500, progress=progress)
         except Exception as exc:  # a bug in one document must not kill the worker
@@ -733,8 +792,10 @@ class JobQueue:
             with self._running_lock:
                 self._running.pop(job.id, None)
                 self._cancelled.discard(job.id)
+            if fetched is not None:
+                fetched.unlink(missing_ok=True)
         if state == FAILED:
-            Path(job.path).unlink(missing_ok=True)
+            self.discard_upload(job.path)
         seconds = time.perf_counter() - started
         log_event(log, "job finished", job_id=job.id, state=state, seconds=round(seconds, 3))
         if self.on_finished is not None:

@@ -215,6 +215,11 @@ class DatabaseUnavailable(DependencyUnavailable):
     title = "The database is unavailable"
 
 
+class BlobUnavailable(DependencyUnavailable):
+    code = "blob_store_unavailable"
+    title = "The blob store is unavailable"
+
+
 class DeadlineExceeded(RagError):
     code = "deadline_exceeded"
     status = 504

@@ -335,7 +335,7 @@ class Backend:
         """Fail a document's queued jobs (it was deleted) and remove their files; returns them."""
         cancelled = self.runtime.jobs.store.cancel_queued(doc_id)
         for job in cancelled:
-            Path(job.path).unlink(missing_ok=True)
+            self.runtime.jobs.discard_upload(job.path)
         return cancelled
 
 

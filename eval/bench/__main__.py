@@ -41,6 +41,7 @@ def _sections(datasets: Path, quick: bool) -> dict[str, Callable[[dict[str, Any]
         "embedding_backends": ("eval.bench.backends", "backend_throughput"),
         "page_render": ("eval.bench.pages", "run_page_render_bench"),
         "cluster": ("eval.bench.cluster", "run_cluster_bench"),
+        "scale": ("eval.bench.scale", "run_scale_bench"),
     }
     for name, (module, func) in optional.items():
         try:

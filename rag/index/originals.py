@@ -1,73 +1,81 @@
 """The bytes of every stored document, kept so that its pages can be rendered and highlighted.
 
-One file per document id under ``<data dir>/originals``; a document's original is written
-before its version becomes visible and removed with it (deleted, replaced by a new version, or
-left unfinished by a crash), so an active document always has one and nothing else stays.
-Hard-linked from the upload when the file system allows (no copy of a 50 MB filing), else
-copied to a temporary name and renamed into place.
+A document's original is written before its version becomes visible and removed with it
+(deleted, replaced by a new version, or left unfinished by a crash), so an active document
+always has one and nothing else stays. On the embedded default they are files named by document
+id under ``<data dir>/originals`` (hard-linked from the upload when the file system allows). With
+a shared blob store (``RAG_BLOB_URL``) they are blobs ``originals/<id>`` that every process
+reaches: the worker that ingested a document keeps it, and any replica renders its pages from a
+local copy fetched once into ``<data dir>/originals/.cache``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
+from rag.blobs import BlobStore, DirectoryBlobStore
 from rag.errors import InvalidRequest
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SHARED_PREFIX = "originals/"
 
 
 class OriginalStore:
-    """A directory of documents' original bytes, named by document id."""
+    """Documents' original bytes, by document id: a local directory, or a shared blob store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, blobs: BlobStore | None = None) -> None:
+        """``root``: the local directory (the store itself, or the shared store's local cache)."""
         self.root = root
+        self.shared = blobs is not None
+        self.blobs: BlobStore = blobs if blobs is not None else DirectoryBlobStore(root)
+        self._prefix = SHARED_PREFIX if self.shared else ""
+        self._cache = root / ".cache"
 
-    def path(self, doc_id: str) -> Path:
+    def _check(self, doc_id: str) -> str:
         if not _ID.match(doc_id):
             raise InvalidRequest("invalid document id")
-        return self.root / doc_id
+        return doc_id
+
+    def path(self, doc_id: str) -> Path:
+        """Where the original is (or would be) on this machine."""
+        doc_id = self._check(doc_id)
+        return self._cache / doc_id if self.shared else self.root / doc_id
 
     def get(self, doc_id: str) -> Path | None:
-        """The original's path, or ``None`` if it is not kept (a document stored before originals were)."""
+        """The original on this machine (fetched once from a shared store), or ``None`` if it is
+        not kept (a document stored before originals were)."""
         path = self.path(doc_id)
-        return path if path.is_file() else None
+        if path.is_file():
+            return path
+        if self.shared and self.blobs.fetch(self._prefix + doc_id, path):
+            return path
+        return None
 
     def keep(self, doc_id: str, source: Path) -> None:
         """Store ``source``'s bytes as ``doc_id``'s original (the same id always means the same bytes)."""
-        target = self.path(doc_id)
-        if target.is_file():
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.root)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            tmp.unlink()
-            try:
-                os.link(source, tmp)
-            except OSError:
-                shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self.blobs.put_file(self._prefix + self._check(doc_id), source)
 
     def remove(self, doc_id: str) -> None:
         with contextlib.suppress(InvalidRequest):
-            self.path(doc_id).unlink(missing_ok=True)
+            self.blobs.delete(self._prefix + self._check(doc_id))
+            if self.shared:
+                (self._cache / doc_id).unlink(missing_ok=True)
 
     def sweep(self, known: Collection[str]) -> list[str]:
-        """Remove the originals of documents the catalog does not hold, and temporary files."""
-        if not self.root.is_dir():
+        """Remove the originals of documents the catalog does not hold, and temporary files.
+
+        Shared, only this machine's cache is swept: another process may be keeping an original
+        for a document it has not yet noted in the catalog.
+        """
+        directory = self._cache if self.shared else self.root
+        if not directory.is_dir():
             return []
         removed = []
-        for entry in self.root.iterdir():
-            if entry.name.startswith(".tmp-") or entry.name not in known:
+        for entry in directory.iterdir():
+            if entry.is_file() and (entry.name.startswith(".tmp-") or entry.name not in known):
                 entry.unlink(missing_ok=True)
                 removed.append(entry.name)
         return removed

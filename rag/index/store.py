@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rag.blobs import open_blob_store
 from rag.catalog import ACTIVE, BUILDING, RETIRED, Catalog, CollectionEmbedding, VectorSet, discard_unfinished
 from rag.db import database
 from rag.errors import Conflict, EmbeddingModelMismatch, IndexUnavailable, NotFound
@@ -108,7 +109,12 @@ class DocumentStore:
     ) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.originals = originals or OriginalStore(settings.originals_dir)
+        self.originals = originals or OriginalStore(
+            settings.originals_dir,
+            blobs=open_blob_store(settings.blob_url, settings.data_dir / "blobs", settings.s3_endpoint_url)
+            if settings.blob_url
+            else None,
+        )
         self.vectors = vectors
         self._open_lexical = open_lexical
         self._lock = lock

@@ -246,3 +246,46 @@ def test_document_errors_fail_at_once_and_infrastructure_errors_are_retried(tmp_
     assert by_doc["flaky"].state == SUCCEEDED and calls["flaky"] == 2
     assert by_doc["bug"].state == FAILED and by_doc["bug"].error_code == "internal_error"
     assert calls["bug"] == settings_attempts and "ValueError" in (by_doc["bug"].error_message or "")
+
+
+def test_a_worker_on_another_machine_runs_jobs_from_the_shared_blob_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """An API replica queues (its uploads go to the shared store, its local copies are removed); a
+    worker with its own data directory runs them, reading the bytes from the store; the store is
+    emptied as the jobs end. A second submit of the same content gets the pending job back and
+    leaves no blob behind."""
+    shared = (tmp_path / "shared-volume").as_uri()
+    replica = JobQueue(
+        Settings(data_dir=tmp_path / "replica", blob_url=shared, database_url=pg_url, run_jobs=False),
+        lambda job, progress: {},
+    )
+    seen: dict[str, str] = {}
+
+    def handler(job: Job, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        path = Path(job.path)
+        assert path.is_relative_to(tmp_path / "worker")  # a local copy on the worker's machine
+        seen[job.document_id] = path.read_text()
+        return {}
+
+    worker = JobQueue(
+        Settings(data_dir=tmp_path / "worker", blob_url=shared, database_url=pg_url, workers=2), handler
+    )
+    uploads = [spec(tmp_path, f"d{i}") for i in range(4)]
+    jobs = [job for job, created in replica.submit(uploads) if created]
+    assert len(jobs) == 4 and all(job.path.startswith("blob:uploads/") for job in jobs)
+    assert not any(u.path.exists() for u in uploads)  # the replica's copies are gone
+    again = spec(tmp_path, "d0")
+    [(same, created)] = replica.submit([again])
+    assert not created and same.id == jobs[0].id and not again.path.exists()
+    assert replica.blobs is not None and len(list(replica.blobs.keys("uploads/"))) == 4
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not all((j := worker.store.get(job.id)) is not None and j.terminal for job in jobs):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.stop()
+    assert seen == {f"d{i}": f"d{i}" for i in range(4)}
+    assert all(worker.store.get(job.id).state == SUCCEEDED for job in jobs)  # type: ignore[union-attr]
+    assert list(replica.blobs.keys()) == []
+    assert not list((tmp_path / "worker" / "uploads").glob("*"))
