@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from rag.errors import DeadlineExceeded, InvalidRequest, RateLimited
 from rag.llm.ratelimit import TokenBucket
+from rag.logs import log_event, redact
 from rag.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 1024 * 1024
 """JSON requests (questions, searches) are small; anything bigger is refused unread."""
 
 MAX_FILES_PER_UPLOAD = 100
+
+
+class RequestLimiter(Protocol):
+    """Per-key request limits; every implementation runs ``tests/api/test_rate_limits.py``."""
+
+    per_minute: int
+
+    def check(self, key: str) -> None:
+        """Take one request for ``key`` or raise ``RateLimited`` saying when to retry."""
+        ...
 
 
 class RateLimiter:
@@ -59,6 +72,85 @@ class RateLimiter:
         for key, bucket in list(self._buckets.items()):
             if bucket.is_full():
                 del self._buckets[key]
+
+
+_TOKEN_BUCKET = """
+local capacity = tonumber(ARGV[1])
+local per_s = capacity / 60.0
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1e6
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * per_s)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / per_s
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], 120)
+return tostring(wait)
+"""
+
+
+class RedisRateLimiter:
+    """The same token bucket per key, kept in Redis so every API replica spends one budget.
+
+    The refill and the take run in one Lua script (atomic, with Redis's own clock, so replicas
+    with skewed clocks agree); an idle key's state expires after two minutes.
+
+    Redis unreachable: the request is let through (fail open) and a warning logged at most every
+    30 s; for 5 s after a failure Redis is not asked again, so a dead Redis costs no request a
+    timeout. A rate limit protects capacity, not data: refusing every request because the
+    limiter's store is down would turn a Redis outage into a full one.
+    """
+
+    _RETRY_REDIS_AFTER_S = 5.0
+    _WARN_EVERY_S = 30.0
+
+    def __init__(self, url: str, per_minute: int, *, prefix: str = "rag:rate:") -> None:
+        import redis
+
+        self.per_minute = per_minute
+        self._prefix = prefix
+        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._script = self._client.register_script(_TOKEN_BUCKET)
+        self._down_until = 0.0
+        self._warned_at = -math.inf
+        self.failures = 0
+
+    def check(self, key: str) -> None:
+        if self.per_minute <= 0 or time.monotonic() < self._down_until:
+            return
+        try:
+            wait = float(self._script(keys=[self._prefix + key], args=[self.per_minute]))
+        except Exception as exc:  # fail open: see the class docstring
+            self.failures += 1
+            now = time.monotonic()
+            self._down_until = now + self._RETRY_REDIS_AFTER_S
+            if now - self._warned_at >= self._WARN_EVERY_S:
+                self._warned_at = now
+                log_event(
+                    log,
+                    "rate limits not enforced: Redis unreachable",
+                    logging.WARNING,
+                    error=redact(str(exc)),
+                )
+            return
+        if wait > 0:
+            raise RateLimited(
+                f"More than {self.per_minute} requests a minute for this key; slow down",
+                retry_after=float(max(1, math.ceil(wait))),
+            )
+
+
+def build_limiter(settings: Settings, per_minute: int, name: str = "rate") -> RequestLimiter:
+    """Shared by every replica through Redis when ``RAG_REDIS_URL`` is set, else this process's."""
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, per_minute, prefix=f"rag:{name}:")
+    return RateLimiter(per_minute)
 
 
 def check_question(question: str, settings: Settings) -> str:

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from api.auth import KeyRing, Principal
-from api.limits import RateLimiter
+from api.limits import build_limiter
 from api.metrics import ApiMetrics
 from api.samples import curl_line
 from ingest.jobs import Job
@@ -28,8 +28,8 @@ class Service:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.keyring = KeyRing.from_settings(settings)
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
-        self.failed_auth = RateLimiter(settings.failed_auth_per_minute)
+        self.limiter = build_limiter(settings, settings.rate_limit_per_minute)
+        self.failed_auth = build_limiter(settings, settings.failed_auth_per_minute, "failed-auth")
         """Failed authentications per client address: guessing keys is slowed to this pace."""
         self.metrics = ApiMetrics(registry)
         self.backend = Backend(
