@@ -77,7 +77,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy rag ingest service api cli eval
+	$(BIN)/mypy rag ingest service api cli eval deploy
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
