@@ -23,10 +23,18 @@ from urllib.parse import unquote, urlparse
 from rag.errors import BlobUnavailable, ConfigurationError, InvalidRequest
 
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,511}$")
+_PART = 255
 
 
 def check_key(key: str) -> str:
-    if not _KEY.match(key) or ".." in key.split("/") or "//" in key or key.endswith("/"):
+    """Refuse keys that could leave the store's directory or name one file two ways.
+
+    No part may be empty or start with a dot: ``..`` climbs out, ``a/./b`` is ``a/b`` on a disk but
+    another object in S3, and ``.tmp-*`` is the directory store's own half-written file. A part is
+    at most 255 characters, the longest file name most file systems take.
+    """
+    parts = key.split("/")
+    if not _KEY.match(key) or any(not p or p.startswith(".") or len(p) > _PART for p in parts):
         raise InvalidRequest(f"invalid blob key {key[:80]!r}")
     return key
 
@@ -36,6 +44,10 @@ class BlobStore(Protocol):
 
     def put_file(self, key: str, source: Path) -> None:
         """Store ``source``'s bytes under ``key`` (nothing to do when the key exists)."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Like ``put_file``, for bytes already in memory."""
         ...
 
     def fetch(self, key: str, dest: Path) -> bool:
@@ -55,13 +67,22 @@ class BlobStore(Protocol):
         ...
 
 
-def _atomic_copy(source: Path, dest: Path, *, link: bool) -> None:
-    """``dest`` gets ``source``'s bytes whole or not at all (a temporary name, then a rename)."""
+@contextlib.contextmanager
+def _beside(dest: Path) -> Iterator[Path]:
+    """A temporary name in ``dest``'s directory (so the rename is atomic), gone unless renamed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_copy(source: Path, dest: Path, *, link: bool) -> None:
+    """``dest`` gets ``source``'s bytes whole or not at all (a temporary name, then a rename)."""
+    with _beside(dest) as tmp:
         tmp.unlink()
         try:
             if not link:
@@ -70,8 +91,6 @@ def _atomic_copy(source: Path, dest: Path, *, link: bool) -> None:
         except OSError:
             shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class DirectoryBlobStore:
@@ -87,6 +106,13 @@ class DirectoryBlobStore:
         target = self._path(key)
         if not target.is_file():
             _atomic_copy(source, target, link=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        if not target.is_file():
+            with _beside(target) as tmp:
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
 
     def fetch(self, key: str, dest: Path) -> bool:
         source = self._path(key)
@@ -150,25 +176,25 @@ class S3BlobStore:
         with self._calling("store a blob"):
             self.client.upload_file(str(source), self.bucket, self._name(key))
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        if self.exists(key):
+            return
+        with self._calling("store a blob"):
+            self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data)
+
     def fetch(self, key: str, dest: Path) -> bool:
         from botocore.exceptions import ClientError
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            with self._calling("read a blob"):
-                try:
-                    self.client.download_file(self.bucket, self._name(key), str(tmp))
-                except ClientError as exc:
-                    if _missing(exc):
-                        return False
-                    raise
+        name = self._name(key)
+        with _beside(dest) as tmp, self._calling("read a blob"):
+            try:
+                self.client.download_file(self.bucket, name, str(tmp))
+            except ClientError as exc:
+                if _missing(exc):
+                    return False
+                raise
             os.replace(tmp, dest)
-            return True
-        finally:
-            tmp.unlink(missing_ok=True)
+        return True
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -210,8 +236,9 @@ def open_blob_store(url: str | None, default_root: Path, endpoint_url: str | Non
     if not url:
         return DirectoryBlobStore(default_root)
     parsed = urlparse(url)
-    if parsed.scheme == "file" and parsed.path and parsed.netloc in ("", "localhost"):
-        return DirectoryBlobStore(Path(unquote(parsed.path)))
+    directory = Path(unquote(parsed.path))
+    if parsed.scheme == "file" and directory.is_absolute() and parsed.netloc in ("", "localhost"):
+        return DirectoryBlobStore(directory)
     if parsed.scheme == "s3" and parsed.netloc:
         import boto3
         from botocore.config import Config

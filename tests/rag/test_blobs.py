@@ -77,6 +77,15 @@ def test_a_blob_comes_back_byte_for_byte_and_once_written_never_changes(
     assert sha(tmp_path / "again.pdf") == sha(real_pdf)
 
 
+def test_bytes_in_memory_are_stored_like_files(make_store: object, real_pdf: Path, tmp_path: Path) -> None:
+    store: BlobStore = make_store()  # type: ignore[operator]
+    store.put_bytes("originals/d1", real_pdf.read_bytes())
+    store.put_bytes("originals/d1", b"other bytes")  # kept once
+    assert store.fetch("originals/d1", tmp_path / "copy.pdf")
+    assert sha(tmp_path / "copy.pdf") == sha(real_pdf)
+    assert list(store.keys("originals/")) == ["originals/d1"]
+
+
 def test_absent_blobs_keys_and_delete(make_store: object, tmp_path: Path) -> None:
     store: BlobStore = make_store()  # type: ignore[operator]
     source = tmp_path / "x.txt"
@@ -84,6 +93,9 @@ def test_absent_blobs_keys_and_delete(make_store: object, tmp_path: Path) -> Non
     dest = tmp_path / "dest.txt"
     assert not store.exists("nope") and not store.fetch("nope", dest)
     assert not dest.exists() and not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+    dest.write_text("a copy fetched earlier")
+    assert not store.fetch("nope", dest)  # a failed fetch leaves what was there
+    assert dest.read_text() == "a copy fetched earlier"
     for key in ("uploads/d1/a", "uploads/d2/b", "originals/d1"):
         store.put_file(key, source)
     assert sorted(store.keys("uploads/")) == ["uploads/d1/a", "uploads/d2/b"]
@@ -94,12 +106,44 @@ def test_absent_blobs_keys_and_delete(make_store: object, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    "key", ["", "../etc/passwd", "a/../../b", "/abs", "a//b", "dir/", "spa ce", "x" * 600]
+    "key",
+    [
+        "",
+        "../etc/passwd",
+        "a/../../b",
+        "/abs",
+        "a//b",
+        "dir/",
+        "spa ce",
+        "x" * 513,
+        "x" * 256,  # longer than a file name can be
+        "a/./b",  # would be a/b on a disk, another object in S3
+        "a/.",
+        ".hidden",
+        "a/.tmp-x",  # the directory store's own temporary files
+    ],
 )
 def test_invalid_keys_are_refused(make_store: object, key: str, tmp_path: Path) -> None:
     store: BlobStore = make_store()  # type: ignore[operator]
-    with pytest.raises(InvalidRequest):
-        store.fetch(key, tmp_path / "x")
+    source = tmp_path / "x.txt"
+    source.write_text("x")
+    for call in (
+        lambda: store.put_file(key, source),
+        lambda: store.put_bytes(key, b"x"),
+        lambda: store.fetch(key, tmp_path / "out" / "x"),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+    ):
+        with pytest.raises(InvalidRequest):
+            call()
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_longest_keys_are_allowed(make_store: object) -> None:
+    store: BlobStore = make_store()  # type: ignore[operator]
+    key = "/".join(["k" * 255, "k" * 254, "k"])  # 512 characters, no part over 255
+    store.put_bytes(key, b"x")
+    assert store.exists(key)
 
 
 def test_two_processes_on_the_same_store_see_each_others_blobs(make_store: object, tmp_path: Path) -> None:
@@ -129,7 +173,7 @@ def test_originals_in_a_shared_store_render_from_any_process(
 
 def test_blob_urls_are_checked(tmp_path: Path) -> None:
     assert isinstance(open_blob_store(None, tmp_path), DirectoryBlobStore)
-    for bad in ("ftp://host/x", "file://otherhost/x", "s3://", "relative/path"):
+    for bad in ("ftp://host/x", "file://otherhost/x", "file:relative/x", "s3://", "relative/path"):
         with pytest.raises(ConfigurationError, match="RAG_BLOB_URL"):
             open_blob_store(bad, tmp_path)
 
@@ -140,6 +184,15 @@ def test_an_unreachable_s3_endpoint_is_a_clear_error(aws_env: None, tmp_path: Pa
     store = s3_store(f"http://127.0.0.1:{free_port()}", "bucket")
     source = tmp_path / "x.txt"
     source.write_text("x")
-    with pytest.raises(BlobUnavailable) as caught:
-        store.put_file("uploads/x", source)
-    assert caught.value.status == 503 and "testing-secret" not in str(caught.value)
+    for call in (
+        lambda: store.put_file("uploads/x", source),
+        lambda: store.put_bytes("uploads/x", b"x"),
+        lambda: store.fetch("uploads/x", tmp_path / "out"),
+        lambda: store.exists("uploads/x"),
+        lambda: list(store.keys()),
+        lambda: store.delete("uploads/x"),
+    ):
+        with pytest.raises(BlobUnavailable) as caught:
+            call()
+        assert caught.value.status == 503 and "testing-secret" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
