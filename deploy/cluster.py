@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.engines import ChromaServer, PostgresServer, RedisServer, free_port
+from deploy.engines import ChromaServer, PostgresServer, RedisServer, free_port, kill_process, stop_process
 
 RAG = Path(sys.executable).with_name("rag")
 
@@ -87,17 +87,10 @@ class Member:
 
     def kill(self) -> None:
         """SIGKILL, mid-work: what a crash or a lost machine looks like to the others."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

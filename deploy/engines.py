@@ -42,6 +42,25 @@ def postgres_binaries() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL: no shutdown handler runs, as in a crash or a lost machine."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 30
+) -> None:
+    """Ask it to stop with ``sig``; SIGKILL if it has not within ``timeout``."""
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process(process)
+
+
 def _others_can_enter(directory: Path) -> bool:
     """Every directory down to ``directory`` lets other users through (o+x)."""
     directory = directory.resolve()
@@ -85,17 +104,10 @@ class Engine:
 
     def kill(self) -> None:
         """SIGKILL: the server goes away mid-use, as a crashed or partitioned one does."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=20)
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(self.stop_signal)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, self.stop_signal)
 
     stop_signal = signal.SIGTERM
 

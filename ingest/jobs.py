@@ -410,28 +410,9 @@ class JobStore(Store):
     def reclaim_expired(self) -> dict[str, int]:
         """Jobs whose worker stopped heartbeating (it died, or lost its machine): queued again
         while crash attempts remain (``CRASH_ATTEMPTS``), else failed; safe from any process."""
-        now = time.time()
-        attempts = min(self.max_attempts, CRASH_ATTEMPTS)
-        with self.transaction() as conn:
-            requeued = conn.execute(
-                "UPDATE jobs SET state = ?, run_token = NULL, worker = NULL, updated_at = ?, progress = ?"
-                " WHERE state = ? AND lease_expires < ? AND attempts < ?",
-                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, now, attempts),
-            ).rowcount
-            exhausted = conn.execute(
-                "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
-                " updated_at = ? WHERE state = ? AND lease_expires < ?",
-                (
-                    FAILED,
-                    "interrupted",
-                    "the worker running the job stopped, and again during its retry",
-                    now,
-                    now,
-                    RUNNING,
-                    now,
-                ),
-            ).rowcount
-        return {"requeued": requeued, "failed": exhausted}
+        return self._requeue_running(
+            " AND lease_expires < ?", "the worker running the job stopped, and again during its retry"
+        )
 
     def report_progress(self, job: Job, progress: dict[str, Any]) -> bool:
         """Record progress (renewing the lease); ``True`` when the job should stop (cancelled, or
@@ -533,25 +514,24 @@ class JobStore(Store):
     def recover(self) -> dict[str, int]:
         """Re-queue jobs a dead process left ``running`` once (``CRASH_ATTEMPTS``); fail them after
         a second death. Only call while holding the writer lock."""
+        return self._requeue_running("", "the service stopped during the job and again during its retry")
+
+    def _requeue_running(self, lease_condition: str, exhausted_message: str) -> dict[str, int]:
+        """Running jobs (those whose lease ran out, with ``lease_condition``) back to the queue while
+        crash attempts remain, the others failed as ``interrupted``."""
         now = time.time()
         attempts = min(self.max_attempts, CRASH_ATTEMPTS)
+        lease_args = (now,) if lease_condition else ()
         with self.transaction() as conn:
             requeued = conn.execute(
-                "UPDATE jobs SET state = ?, run_token = NULL, updated_at = ?, progress = ?"
-                " WHERE state = ? AND attempts < ?",
-                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, attempts),
+                "UPDATE jobs SET state = ?, run_token = NULL, worker = NULL, updated_at = ?, progress = ?"
+                " WHERE state = ? AND attempts < ?" + lease_condition,
+                (QUEUED, now, json.dumps({"stage": QUEUED}), RUNNING, attempts, *lease_args),
             ).rowcount
             exhausted = conn.execute(
                 "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, finished_at = ?,"
-                " updated_at = ? WHERE state = ?",
-                (
-                    FAILED,
-                    "interrupted",
-                    "the service stopped during the job and again during its retry",
-                    now,
-                    now,
-                    RUNNING,
-                ),
+                " updated_at = ? WHERE state = ?" + lease_condition,
+                (FAILED, "interrupted", exhausted_message, now, now, RUNNING, *lease_args),
             ).rowcount
         return {"requeued": requeued, "failed": exhausted}
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from eval.bench.corpus import real_sentences_and_questions, synthetic_chunks
+from rag.answering import QueryPipeline
 from rag.index.base import IndexWriter
 from rag.settings import load_settings
 from rag.types import Chunk, Document, chunk_id
@@ -32,6 +33,22 @@ def _stats(samples: list[float]) -> dict[str, float]:
         "p50_ms": round(statistics.median(ordered), 3),
         "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
     }
+
+
+def stage_timings(pipeline: QueryPipeline, queries: list[str], top_k: int) -> dict[str, list[float]]:
+    """Milliseconds per retrieval stage, packing included, for each query (after 10 to warm up)."""
+    for q in queries[:10]:
+        pipeline.prepare(q, "bench", None, top_k)
+    stages: dict[str, list[float]] = {}
+    for q in queries:
+        t = time.perf_counter()
+        retrieval = pipeline.prepare(q, "bench", None, top_k).retrieval
+        total = (time.perf_counter() - t) * 1000
+        for name, ms in retrieval.timings.items():
+            stages.setdefault(name, []).append(ms)
+        stages.setdefault("total", []).append(total)
+        stages.setdefault("total_without_embed", []).append(total - retrieval.timings.get("embed", 0.0))
+    return stages
 
 
 def _fill(store: IndexWriter, texts: list[str], vectors: np.ndarray) -> None:
@@ -69,7 +86,6 @@ def _cross_encoder_cost(tmp: Path, passages: list[str], question: str) -> dict[s
 
 
 def run_query_bench(out: dict[str, Any], datasets: Path, quick: bool = False) -> None:
-    from rag.answering import QueryPipeline
     from rag.embedder import get_embedder
     from rag.index.store import open_store
     from rag.rerank.none import NoReranker
@@ -102,19 +118,7 @@ def run_query_bench(out: dict[str, Any], datasets: Path, quick: bool = False) ->
             fill_s = time.perf_counter() - t
             # prepare = the retrieval stage (rag.retrieval) plus packing: an answer's path up to the LLM
             pipeline = QueryPipeline(settings, store, embedder, NoReranker(), None)
-            for q in queries[:10]:
-                pipeline.prepare(q, "bench", None, settings.top_k)
-            stages: dict[str, list[float]] = {}
-            for q in queries:
-                t = time.perf_counter()
-                retrieval = pipeline.prepare(q, "bench", None, settings.top_k).retrieval
-                total = (time.perf_counter() - t) * 1000
-                for name, ms in retrieval.timings.items():
-                    stages.setdefault(name, []).append(ms)
-                stages.setdefault("total", []).append(total)
-                stages.setdefault("total_without_embed", []).append(
-                    total - retrieval.timings.get("embed", 0.0)
-                )
+            stages = stage_timings(pipeline, queries, settings.top_k)
             figures[str(n)] = {
                 "index_fill_s": round(fill_s, 1),
                 "queries": len(queries),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from eval.bench.corpus import real_sentences_and_questions, synthetic_chunks
-from eval.bench.query import _stats
+from eval.bench.query import _stats, stage_timings
 from rag.settings import load_settings
 from rag.types import Chunk, Document, chunk_id
 
@@ -87,17 +87,7 @@ def run_scale_bench(out: dict[str, Any], datasets: Path, quick: bool = False) ->
                 print(f"scale: {start + size:,} chunks in {time.perf_counter() - started:.0f} s", flush=True)
         fill_s = time.perf_counter() - started
         pipeline = QueryPipeline(settings, store, embedder, NoReranker(), None)
-        for q in queries[:10]:
-            pipeline.prepare(q, "bench", None, settings.top_k)
-        stages: dict[str, list[float]] = {}
-        for q in queries:
-            t = time.perf_counter()
-            retrieval = pipeline.prepare(q, "bench", None, settings.top_k).retrieval
-            total = (time.perf_counter() - t) * 1000
-            for name, ms in retrieval.timings.items():
-                stages.setdefault(name, []).append(ms)
-            stages.setdefault("total", []).append(total)
-            stages.setdefault("total_without_embed", []).append(total - retrieval.timings.get("embed", 0.0))
+        stages = stage_timings(pipeline, queries, settings.top_k)
         store.close()
         disk = {
             "total_mib": _disk_mib(data_dir),
