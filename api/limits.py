@@ -7,8 +7,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from rag.errors import DeadlineExceeded, InvalidRequest, RateLimited
 from rag.llm.ratelimit import TokenBucket
@@ -99,51 +102,121 @@ class RedisRateLimiter:
     """The same token bucket per key, kept in Redis so every API replica spends one budget.
 
     The refill and the take run in one Lua script (atomic, with Redis's own clock, so replicas
-    with skewed clocks agree); an idle key's state expires after two minutes.
+    with skewed clocks agree); an idle key's state expires after two minutes (a bucket is full
+    again after one, so forgetting it changes nothing).
 
-    Redis unreachable: the request is let through (fail open) and a warning logged at most every
-    30 s; for 5 s after a failure Redis is not asked again, so a dead Redis costs no request a
-    timeout. A rate limit protects capacity, not data: refusing every request because the
-    limiter's store is down would turn a Redis outage into a full one.
+    Redis unreachable: fail open to this replica's own bucket. Each request is then checked by an
+    in-process ``RateLimiter`` of the same size, so a key gets ``per_minute`` per replica instead
+    of per cluster: looser, never unlimited (the failed-auth limiter keeps slowing key guessing).
+    Refusing every request instead would turn a Redis outage into a full one, for a limit that
+    protects capacity, not data. A warning is logged at most every 30 s, the requests are counted
+    (``rag_rate_limit_fallback_total``), and for ``retry_redis_after_s`` after a failure Redis is
+    not asked, so a dead Redis costs at most one socket timeout (``timeout_s``) per period, in the
+    threadpool that runs the sync dependency, not on the event loop.
     """
 
-    _RETRY_REDIS_AFTER_S = 5.0
     _WARN_EVERY_S = 30.0
 
-    def __init__(self, url: str, per_minute: int, *, prefix: str = "rag:rate:") -> None:
+    def __init__(
+        self,
+        url: str,
+        per_minute: int,
+        *,
+        prefix: str = "rag:rate:",
+        timeout_s: float = 0.5,
+        retry_redis_after_s: float = 5.0,
+    ) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.per_minute = per_minute
         self._prefix = prefix
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),  # one timeout, not the client's retries, bounds a request
+        )
         self._script = self._client.register_script(_TOKEN_BUCKET)
-        self._down_until = 0.0
+        self._fallback = RateLimiter(per_minute)
+        self._retry_after_s = retry_redis_after_s
+        self._lock = threading.Lock()
+        self._down_until = -math.inf
         self._warned_at = -math.inf
+        self._failing = False
         self.failures = 0
+        """Calls to Redis that failed."""
+        self.fallback_checks = 0
+        """Requests checked against this replica's own bucket instead of Redis."""
 
     def check(self, key: str) -> None:
-        if self.per_minute <= 0 or time.monotonic() < self._down_until:
+        """Take one request for ``key`` or raise ``RateLimited`` saying when to retry."""
+        if self.per_minute <= 0:
+            return
+        if time.monotonic() < self._down_until:
+            self._check_locally(key)
             return
         try:
             wait = float(self._script(keys=[self._prefix + key], args=[self.per_minute]))
-        except Exception as exc:  # fail open: see the class docstring
-            self.failures += 1
-            now = time.monotonic()
-            self._down_until = now + self._RETRY_REDIS_AFTER_S
-            if now - self._warned_at >= self._WARN_EVERY_S:
-                self._warned_at = now
-                log_event(
-                    log,
-                    "rate limits not enforced: Redis unreachable",
-                    logging.WARNING,
-                    error=redact(str(exc)),
-                )
+        except Exception as exc:  # fail open to the local bucket: see the class docstring
+            self._failed(exc)
+            self._check_locally(key)
             return
+        if self._failing:
+            self._recovered()
         if wait > 0:
             raise RateLimited(
                 f"More than {self.per_minute} requests a minute for this key; slow down",
                 retry_after=float(max(1, math.ceil(wait))),
             )
+
+    def _check_locally(self, key: str) -> None:
+        with self._lock:
+            self.fallback_checks += 1
+        self._fallback.check(key)
+
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            self._failing = True
+            self._down_until = now + self._retry_after_s
+            if now - self._warned_at < self._WARN_EVERY_S:
+                return
+            self._warned_at = now
+        log_event(
+            log,
+            "rate limits per replica only: Redis unreachable",
+            logging.WARNING,
+            prefix=self._prefix,
+            error=redact(str(exc)),
+        )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if not self._failing:
+                return
+            self._failing = False
+        log_event(log, "rate limits shared again: Redis reachable", prefix=self._prefix)
+
+
+class RateLimitMetrics(Collector):
+    """Read at scrape time, so the limiters need no registry of their own."""
+
+    def __init__(self, limiters: dict[str, RequestLimiter]) -> None:
+        self.limiters = limiters
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "rag_rate_limit_fallback",
+            "Requests rate-limited by this replica alone because Redis was unreachable",
+            labels=["limiter"],
+        )
+        for name, limiter in self.limiters.items():
+            if isinstance(limiter, RedisRateLimiter):
+                family.add_metric([name], limiter.fallback_checks)
+        yield family
 
 
 def build_limiter(settings: Settings, per_minute: int, name: str = "rate") -> RequestLimiter:
@@ -184,7 +257,11 @@ async def with_deadline(work: Awaitable[T], seconds: float, what: str = "the que
 __all__ = [
     "JSON_BODY_LIMIT",
     "MAX_FILES_PER_UPLOAD",
+    "RateLimitMetrics",
     "RateLimiter",
+    "RedisRateLimiter",
+    "RequestLimiter",
+    "build_limiter",
     "check_question",
     "check_top_k",
     "with_deadline",

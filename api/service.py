@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from api.auth import KeyRing, Principal
-from api.limits import build_limiter
+from api.limits import RateLimitMetrics, build_limiter
 from api.metrics import ApiMetrics
 from api.samples import curl_line
 from ingest.jobs import Job
@@ -32,6 +32,9 @@ class Service:
         self.failed_auth = build_limiter(settings, settings.failed_auth_per_minute, "failed-auth")
         """Failed authentications per client address: guessing keys is slowed to this pace."""
         self.metrics = ApiMetrics(registry)
+        self.metrics.registry.register(
+            RateLimitMetrics({"requests": self.limiter, "failed-auth": self.failed_auth})
+        )
         self.backend = Backend(
             settings,
             registry=self.metrics.registry,

@@ -110,17 +110,3 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
     yield url
     close_pools()
     postgres.drop_database(url)
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``redis-server`` for the session."""
-    import shutil
-
-    from deploy.engines import RedisServer
-
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed: run scripts/system-deps.sh (CI installs it)")
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()

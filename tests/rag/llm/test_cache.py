@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,12 +12,20 @@ from rag.llm.cache import cache_key
 from tests.fakes.llm_server import FakeLLMServer
 from tests.rag.llm.conftest import GatewayFactory
 from tests.rag.llm.helpers import ManualClock, ask, metric, openai_entry, source
+from tests.redis_server import RedisServer, running_redis
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def backend(request: pytest.FixtureRequest) -> dict[str, object]:
     if request.param == "redis":
-        return {"redis_url": request.getfixturevalue("redis_url")}
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return {"redis_url": server.url}
     return {}
 
 
