@@ -34,6 +34,7 @@ import psycopg
 import psycopg_pool
 
 from rag.errors import ConfigurationError, DatabaseUnavailable
+from rag.logs import redact
 from rag.settings import Settings
 
 __all__ = [
@@ -105,8 +106,6 @@ class Database(Protocol):
         """``schema`` (written in SQLite's types) in this engine's types."""
         ...
 
-    def run_script(self, conn: Connection, script: str) -> None: ...
-
     def columns(self, conn: Connection, table: str) -> set[str]: ...
 
     def describe(self) -> str:
@@ -162,10 +161,6 @@ class SqliteDatabase:
     def columns(self, conn: Connection, table: str) -> set[str]:
         return {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
 
-    def run_script(self, conn: Connection, script: str) -> None:
-        for statement in _statements(script):
-            conn.execute(statement)
-
     def describe(self) -> str:
         return f"sqlite:{self.path}"
 
@@ -207,13 +202,18 @@ class _Record(tuple[Any, ...]):
         return list(self._index)
 
 
-def _record_factory(cursor: Any) -> Callable[[Sequence[Any]], _Record]:
-    names = [column.name for column in cursor.description or ()]
+@functools.lru_cache(maxsize=1024)
+def _record_type(names: tuple[str, ...]) -> type[_Record]:
+    """One row class per result shape, made once (not per query)."""
     index = {name: i for i, name in enumerate(names)}
-    record_type = type("Record", (_Record,), {"_index": index, "__slots__": ()})
+    return type("Record", (_Record,), {"_index": index, "__slots__": ()})
+
+
+def _record_factory(cursor: Any) -> Callable[[Sequence[Any]], _Record]:
+    record_type = _record_type(tuple(column.name for column in cursor.description or ()))
 
     def make(values: Sequence[Any]) -> _Record:
-        return cast(_Record, record_type(values))
+        return record_type(values)
 
     return make
 
@@ -257,7 +257,7 @@ def _pool(url: str, connect_timeout_s: float = 10.0) -> psycopg_pool.ConnectionP
             except psycopg_pool.PoolTimeout as exc:
                 pool.close()
                 raise DatabaseUnavailable(
-                    f"RAG_DATABASE_URL: cannot connect to PostgreSQL at {_redact(url)}"
+                    f"RAG_DATABASE_URL: cannot connect to PostgreSQL at {redact(url)}"
                 ) from exc
             _POOLS[url] = pool
         return pool
@@ -269,10 +269,6 @@ def close_pools() -> None:
         for pool in _POOLS.values():
             pool.close()
         _POOLS.clear()
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def _lock_key(name: str) -> int:
@@ -320,19 +316,18 @@ class PostgresDatabase:
         )
         return {row[0] for row in rows}
 
-    def run_script(self, conn: Connection, script: str) -> None:
-        for statement in _statements(script):
-            conn.execute(statement)
-
     def describe(self) -> str:
-        return _redact(self.url)
+        return redact(self.url)
 
     def close(self) -> None:
         """The pool outlives a store: other stores of the process share it."""
 
 
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+def run_script(conn: Connection, script: str) -> None:
+    """Each ``;``-separated statement of a schema script, in order (one engine-neutral way)."""
+    for statement in (s.strip() for s in script.split(";")):
+        if statement:
+            conn.execute(statement)
 
 
 # --- opening and migrating ----------------------------------------------------------------
@@ -366,7 +361,7 @@ def database(settings: Settings, store: str) -> Database:
 
 def pending_migrations(db: Database, migrations: Sequence[Migration]) -> list[Migration]:
     with db.transaction() as conn:
-        db.run_script(conn, db.ddl(_MIGRATIONS_TABLE))
+        run_script(conn, db.ddl(_MIGRATIONS_TABLE))
     with db.read() as conn:
         done = {
             int(row[0])
@@ -399,7 +394,7 @@ def create_tables(schema: str) -> Callable[[Connection, Database], None]:
     """A migration step that runs ``schema`` (``CREATE ... IF NOT EXISTS``) in the engine's types."""
 
     def apply(conn: Connection, db: Database) -> None:
-        db.run_script(conn, db.ddl(schema))
+        run_script(conn, db.ddl(schema))
 
     return apply
 

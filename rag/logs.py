@@ -21,6 +21,8 @@ _SECRET_PATTERNS = [
         r"(?:(?:bearer|basic)\s+)?)[^\s\"',}]+"
     ),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
+    # a password in a URL's user part (postgresql://user:PASSWORD@host, redis://:PASSWORD@host)
+    re.compile(r"(://[^:/@\s]*:)[^@\s]+(?=@)"),
 ]
 
 
