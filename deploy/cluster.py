@@ -85,6 +85,23 @@ class Member:
             time.sleep(0.3)
         raise RuntimeError(f"{self.name} was not ready in {timeout:.0f} s: {self.log_tail()}")
 
+    def wait_ready_rebinding(self, attempts: int = 3) -> None:
+        """``wait_ready``; a replica whose free port was taken meanwhile (another process's
+        outgoing connection got it between our pick and its bind) starts again on a new one."""
+        for attempt in range(attempts):
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError as exc:
+                if (
+                    self.role != "replica"
+                    or "address already in use" not in str(exc)
+                    or attempt == attempts - 1
+                ):
+                    raise
+                self.port = free_port()
+                self.start()
+
     def kill(self) -> None:
         """SIGKILL, mid-work: what a crash or a lost machine looks like to the others."""
         kill_process(self.process)
@@ -138,7 +155,7 @@ class Cluster:
         for member in self.members:
             member.start()
         for member in self.members:
-            member.wait_ready()
+            member.wait_ready_rebinding()
         return self
 
     def member(self, role: str, index: int) -> Member:

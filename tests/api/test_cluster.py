@@ -98,7 +98,8 @@ def test_fifty_documents_through_two_replicas_survive_a_killed_worker_and_replic
     worker.start()
     replica.start()
     worker.wait_ready()
-    replica.wait_ready()
+    replica.wait_ready_rebinding()
+    replicas = cluster.replica_urls  # a restarted replica may have had to take another port
 
     # every job ends succeeded: the dead worker's job was taken again when its lease ran out
     deadline = time.monotonic() + 600
