@@ -40,6 +40,7 @@ from rag.tracing import tracer
 from rag.types import Chunk, Document, Page, PageRecord
 
 _EMBED_BATCH = 64
+"""The most chunks one ``embed`` call gets; it takes fewer when the reader has fewer ready."""
 
 
 @dataclass
@@ -256,7 +257,13 @@ class IngestionPipeline:
         timings = {"embed": 0.0}
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
-        for batch in _produce_batches(profiled_chunks(), _EMBED_BATCH, on_stop=loaded.release):
+        batches = _produce_batches(
+            profiled_chunks(),
+            _EMBED_BATCH,
+            at_least=self.settings.embedding_batch_size,
+            on_stop=loaded.release,
+        )
+        for batch in batches:
             state.stage = "embedding"
             t0 = time.perf_counter()
             with tracer.start_as_current_span("embed", attributes={"rag.chunks": len(batch)}):
@@ -283,25 +290,22 @@ _DONE = object()
 
 
 def _produce_batches(
-    chunks: Iterator[Chunk], size: int, *, on_stop: Callable[[], None]
+    chunks: Iterator[Chunk], size: int, *, at_least: int = 1, on_stop: Callable[[], None]
 ) -> Iterator[list[Chunk]]:
-    """Run the chunk iterator in a thread, a bounded number of batches ahead of the consumer;
-    ``on_stop`` (at the end, or when the consumer gives up) unblocks a reader waiting on a parser."""
-    out: queue.Queue[object] = queue.Queue(maxsize=4)
+    """Run the chunk iterator in a thread, a bounded number of chunks ahead of the consumer, and
+    hand over what is ready (``at_least`` chunks, at most ``size``) rather than waiting for a full
+    batch: the embedder starts on the first chunks instead of idling while the reader cuts 64
+    (about a fifth of a second on a filing). ``on_stop`` (at the end, or when the consumer gives
+    up) unblocks a reader waiting on a parser."""
+    out: queue.Queue[object] = queue.Queue(maxsize=4 * size)
     stop = threading.Event()
 
     def produce() -> None:
-        batch: list[Chunk] = []
         try:
             for chunk in chunks:
                 if stop.is_set():
                     return
-                batch.append(chunk)
-                if len(batch) >= size:
-                    out.put(batch)
-                    batch = []
-            if batch:
-                out.put(batch)
+                out.put(chunk)
             out.put(_DONE)
         except BaseException as exc:
             out.put(exc)
@@ -309,13 +313,22 @@ def _produce_batches(
     worker = threading.Thread(target=produce, name="ingest-reader", daemon=True)
     worker.start()
     try:
-        while True:
-            item = out.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
+        done = False
+        while not done:
+            batch: list[Chunk] = []
+            while len(batch) < size:
+                try:
+                    item = out.get(block=len(batch) < at_least)
+                except queue.Empty:
+                    break
+                if item is _DONE:
+                    done = True
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                batch.append(item)  # type: ignore[arg-type]
+            if batch:
+                yield batch
     finally:
         stop.set()
         on_stop()

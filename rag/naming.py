@@ -5,8 +5,8 @@ BM25; what tells them apart is the filer and the period, which the question usua
 ("What is the FY2018 capital expenditure for 3M?") and a chunk usually does not. So each
 document gets a short description (its name, title, filer, form, period) and a question is
 matched against those descriptions, not against the chunks. A document counts as named only
-when the question shares a discriminating *name* word with it (a company, a title word); years
-and form types then rank the named documents but never name one on their own, so "what
+when the question shares a discriminating *name* word with it (a company, a title word); years,
+quarters and form types then rank the named documents but never name one on their own, so "what
 happened in 2018?" favours nothing. The result is a weight per document, never a filter.
 
 A filing is named by who filed it; any other document only by its title or file name, and
@@ -32,8 +32,12 @@ _FORM = re.compile(r"\b(10|20|40|8|6)\s*-?\s*([kqf])\b")
 _TOKEN = re.compile(r"[a-z0-9]+(?:&[a-z0-9]+)*")
 _POSSESSIVE = re.compile(r"['’]s\b")
 _FISCAL_YEAR = re.compile(r"^(?:fy|q[1-4]|h[12])?((?:19|20)\d{2})(?:q[1-4]|h[12])?$")
+_QUARTER = re.compile(r"^(?:fy)?(?:(?:19|20)\d{2})?(?:q([1-4])|([1-4])q)(?:(?:19|20)\d{2})?$")
+_QUARTER_WORDS = re.compile(r"\b(first|second|third|fourth)\s+(?:fiscal\s+)?quarter\b")
+_ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4"}
 _SHORT_FISCAL = re.compile(r"^fy(\d{2})$")
 _FORMS = frozenset({"10k", "10q", "8k", "20f", "40f", "6k"})
+_QUARTERS = frozenset({"q1", "q2", "q3", "q4"})
 
 # Words that name no document: question words, finance vocabulary every filing shares, and the
 # stop words of the lexical analyzer. Kept short; a word every description shares gets no weight
@@ -47,7 +51,7 @@ _GENERIC_TEXT = """
 """
 _GENERIC = STOP_WORDS | frozenset(_GENERIC_TEXT.split())
 _PERIOD_SHARE = 0.5
-"""Years and form types rank the documents a name picked, at half a name word's weight."""
+"""Years, quarters and form types rank the documents a name picked, at half a name word's weight."""
 _PROFILE_PREFIX = "profile_"
 """Metadata keys ingestion stores a document's profile under (filer, form, period...)."""
 _DISCRIMINATING = 0.5
@@ -57,15 +61,20 @@ _TITLE_SHARE = 0.25
 
 
 def _terms(text: str) -> list[str]:
-    """Lower-case words with form types joined ("10-K" -> "10k") and years split out ("FY2018")."""
+    """Lower-case words with form types joined ("10-K" -> "10k"), and years and quarters split
+    out ("FY2018" -> 2018; "2023Q2", "Q22023", "4Q" and "second quarter" -> q2, q4)."""
     lowered = _POSSESSIVE.sub("", text.lower().replace("_", " "))
     lowered = _FORM.sub(lambda m: m.group(1) + m.group(2), lowered)
+    lowered = _QUARTER_WORDS.sub(lambda m: "q" + _ORDINALS[m.group(1)], lowered)
     out: list[str] = []
     for token in _TOKEN.findall(lowered):
         out.append(token)
         year = _FISCAL_YEAR.match(token)
         if year and year.group(1) != token:
             out.append(year.group(1))
+        quarter = _QUARTER.match(token)
+        if quarter and token not in _QUARTERS:
+            out.append("q" + (quarter.group(1) or quarter.group(2)))
         short = _SHORT_FISCAL.match(token)
         if short:
             out.append("20" + short.group(1))
@@ -73,7 +82,15 @@ def _terms(text: str) -> list[str]:
 
 
 def _is_name(term: str) -> bool:
-    return term not in _GENERIC and term not in _FORMS and not term.isdigit() and len(term) > 1
+    """Periods ("fy2018", "2023q2", "4q") are not names: a period alone names no document."""
+    return (
+        term not in _GENERIC
+        and term not in _FORMS
+        and not term.isdigit()
+        and len(term) > 1
+        and not _FISCAL_YEAR.match(term)
+        and not _QUARTER.match(term)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +135,7 @@ class DocumentNames:
             names = doc.terms & named_by
             if not names:
                 continue
-            periods = {t for t in asked & doc.terms if t.isdigit() or t in _FORMS}
+            periods = {t for t in asked & doc.terms if t.isdigit() or t in _FORMS or t in _QUARTERS}
             scores[doc.doc_id] = sum(self._idf[t] for t in names) + _PERIOD_SHARE * sum(
                 self._idf[t] for t in periods
             )

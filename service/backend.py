@@ -97,16 +97,37 @@ class Backend:
         runtime = self.runtime
 
         def warm_ingestion() -> None:
-            runtime.ingestion.parsers.warm()
+            if self.settings.run_jobs:  # a replica whose jobs `rag worker`s run parses nothing
+                runtime.ingestion.parsers.warm()
             runtime.embedder.embed_query("warm up")
 
+        # The BM25 segments (Python, GIL-bound) load first, alone: beside the model's imports the
+        # two slowed each other to more than their sum. Then Chroma loads each HNSW index with
+        # the GIL released while the model loads (README, "Beyond one process": 1M chunks)
+        self._warm_index(runtime.index.warm_lexical)
+        warming = threading.Thread(
+            target=self._warm_index, args=(runtime.index.warm_vectors,), name="warm-vectors", daemon=True
+        )
+        warming.start()
         if self._load("ingestion", warm_ingestion):
             if self.settings.run_jobs:  # else `rag worker` processes run them
                 runtime.jobs.start()
             self._seed_samples()
-        if self._load("query", lambda: runtime.query) and self._jobs_ok():
+        query_ok = self._load("query", lambda: runtime.query)
+        warming.join()
+        if query_ok and self._jobs_ok():
             self.ready.set()
             log_event(log, "service ready", seconds=round(time.perf_counter() - started, 2))
+
+    @staticmethod
+    def _warm_index(warm: Callable[[], object]) -> None:
+        """Loading the indexes early only saves the first questions time: a failure (a Chroma
+        server still starting) is logged, and those questions load what they need or answer 503."""
+        try:
+            warm()
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
+            log_event(log, "index not warmed", logging.WARNING, reason=reason)
 
     def _jobs_ok(self) -> bool:
         return self.runtime.jobs.alive or not self.settings.run_jobs

@@ -213,6 +213,34 @@ class DocumentStore:
             self._lexical[collection] = lex
             return lex
 
+    def warm(self) -> list[str]:
+        """Load every collection's lexical segments and vector index now, before a question needs
+        them: at 1M chunks the first search of a fresh process otherwise spends about 3 s reading
+        HNSW files and BM25 postings. Returns the collections warmed."""
+        self.warm_lexical()
+        return self.warm_vectors()
+
+    def warm_lexical(self) -> list[str]:
+        """The lexical half of :meth:`warm` (holds the GIL: about 0.8 s at 1M chunks)."""
+        collections = self.catalog.collections()
+        for collection in collections:
+            self._lexical_for(collection)
+            self._active_ids(collection)
+            self.document_names(collection)
+        return collections
+
+    def warm_vectors(self) -> list[str]:
+        """The vector half of :meth:`warm`: one search per collection loads its HNSW index (about
+        2 s at 1M chunks in Chroma's own threads, with the GIL released, so it overlaps with
+        loading the embedding model)."""
+        collections = self.catalog.collections()
+        for collection in collections:
+            record = self.embedding(collection)
+            if record is not None:
+                probe = np.full(record.spec.dim, record.spec.dim**-0.5, dtype=np.float32)
+                self.vectors.query(record.physical, probe, 1, None)
+        return collections
+
     def document_names(self, collection: str) -> DocumentNames:
         generation = self.catalog.generation(collection)
         cached = self._names.get(collection)

@@ -256,6 +256,23 @@ class TestEmbeddedChromaStore(IndexContract):
         assert index.stats()["collections"]["default"]["consistent"]
         index.close()
 
+    @pytest.mark.slow
+    def test_warm_loads_every_collection_before_the_first_question(
+        self, settings: Settings, embedder: Any
+    ) -> None:
+        index = open_store(settings)
+        write(index, embedder, "a1", "tower.txt", DOC_A1)
+        write(index, embedder, "b", "plants.txt", DOC_B, collection="botany")
+        index.close()
+        replica = open_store(settings, writer=False)
+        try:
+            assert sorted(replica.warm()) == ["botany", "default"]
+            shutil.rmtree(settings.lexical_dir)  # what a question reads now comes from memory
+            assert replica.lexical("photosynthesis", 1, "botany")[0].doc_id == "b"
+            assert replica.lexical("Eiffel", 1, "default")[0].doc_id == "a1"
+        finally:
+            replica.close()
+
     def test_second_writer_gets_a_clear_error(self, settings: Settings) -> None:
         holder = subprocess.Popen(
             [
