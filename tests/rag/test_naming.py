@@ -85,9 +85,13 @@ def test_a_title_names_a_document_at_a_quarter_of_a_filers_weight() -> None:
 
 QUARTERLIES = {
     "aapl-2022q3": Description("2022 Q3 AAPL.pdf 10-Q quarterly period ended June 25, 2022", "Apple Inc."),
-    "aapl-2023q1": Description("2023 Q1 AAPL.pdf 10-Q quarterly period ended December 31, 2022", "Apple Inc."),
+    "aapl-2023q1": Description(
+        "2023 Q1 AAPL.pdf 10-Q quarterly period ended December 31, 2022", "Apple Inc."
+    ),
     "aapl-2023q3": Description("2023 Q3 AAPL.pdf 10-Q quarterly period ended July 1, 2023", "Apple Inc."),
-    "aapl-2023": Description("AAPL_2023_10K.pdf 10-K fiscal year ended September 30, 2023 2023", "Apple Inc."),
+    "aapl-2023": Description(
+        "AAPL_2023_10K.pdf 10-K fiscal year ended September 30, 2023 2023", "Apple Inc."
+    ),
     "msft-2023q3": Description("2023 Q3 MSFT.pdf 10-Q", "Microsoft Corporation"),
     "amzn-2023q3": Description("2023 Q3 AMZN.pdf 10-Q", "Amazon.com, Inc."),
     "intc-2023q3": Description("2023 Q3 INTC.pdf 10-Q", "Intel Corporation"),
@@ -110,5 +114,7 @@ def test_the_named_quarter_ranks_its_filing_first() -> None:
 
 
 def test_a_period_alone_names_nothing() -> None:
-    names = DocumentNames({**QUARTERLIES, "amcor": Description("AMCOR_2023Q2_10Q.pdf Amcor 4Q 2023", "Amcor")})
+    names = DocumentNames(
+        {**QUARTERLIES, "amcor": Description("AMCOR_2023Q2_10Q.pdf Amcor 4Q 2023", "Amcor")}
+    )
     assert names.match("What changed in 2023Q2 and 4Q?") == {}
