@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     """An S3-compatible server's endpoint (MinIO, moto, ...); credentials and region come from
     the usual ``AWS_*`` variables."""
+    originals_cache_mb: int = Field(default=2048, ge=1)
+    """With a shared blob store: the most this process keeps of originals fetched for page
+    rendering; the least recently used go first."""
     chroma_hnsw_ef_search: int = 100
     default_collection: str = "default"
 

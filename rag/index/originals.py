@@ -6,13 +6,17 @@ always has one and nothing else stays. On the embedded default they are files na
 id under ``<data dir>/originals`` (hard-linked from the upload when the file system allows). With
 a shared blob store (``RAG_BLOB_URL``) they are blobs ``originals/<id>`` that every process
 reaches: the worker that ingested a document keeps it, and any replica renders its pages from a
-local copy fetched once into ``<data dir>/originals/.cache``.
+local copy fetched once into ``<data dir>/originals/.cache``. That cache is bounded
+(``RAG_ORIGINALS_CACHE_MB``): past the bound the least recently used copies go, never one used
+in the last minute (a page may be rendering from it); a copy that went is fetched again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -21,14 +25,26 @@ from rag.errors import InvalidRequest
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHARED_PREFIX = "originals/"
+IN_USE_S = 60.0
+"""A cached copy used this recently is never evicted: a page may be rendering from it."""
 
 
 class OriginalStore:
     """Documents' original bytes, by document id: a local directory, or a shared blob store."""
 
-    def __init__(self, root: Path, *, blobs: BlobStore | None = None) -> None:
-        """``root``: the local directory (the store itself, or the shared store's local cache)."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        blobs: BlobStore | None = None,
+        cache_bytes: int = 2 << 30,
+        in_use_s: float = IN_USE_S,
+    ) -> None:
+        """``root``: the local directory (the store itself, or the shared store's local cache);
+        ``cache_bytes``: the bound of that cache."""
         self.root = root
+        self.cache_bytes = cache_bytes
+        self.in_use_s = in_use_s
         self.shared = blobs is not None
         self.blobs: BlobStore = blobs if blobs is not None else DirectoryBlobStore(root)
         self._prefix = SHARED_PREFIX if self.shared else ""
@@ -49,10 +65,30 @@ class OriginalStore:
         not kept (a document stored before originals were)."""
         path = self.path(doc_id)
         if path.is_file():
+            if self.shared:
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # recently used: evicted last
             return path
         if self.shared and self.blobs.fetch(self._prefix + doc_id, path):
+            self._trim()
             return path
         return None
+
+    def _trim(self) -> None:
+        """Evict the least recently used cached copies until the cache fits its bound."""
+        entries = []
+        for entry in self._cache.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_file() and not entry.name.startswith(".tmp-"):
+                    stat = entry.stat()
+                    entries.append((stat.st_mtime, stat.st_size, entry))
+        total = sum(size for _, size, _ in entries)
+        recent = time.time() - self.in_use_s
+        for used, size, entry in sorted(entries, key=lambda e: e[0]):
+            if total <= self.cache_bytes or used > recent:
+                break
+            entry.unlink(missing_ok=True)
+            total -= size
 
     def keep(self, doc_id: str, source: Path) -> None:
         """Store ``source``'s bytes as ``doc_id``'s original (the same id always means the same bytes)."""

@@ -114,6 +114,7 @@ class DocumentStore:
             blobs=open_blob_store(settings.blob_url, settings.data_dir / "blobs", settings.s3_endpoint_url)
             if settings.blob_url
             else None,
+            cache_bytes=settings.originals_cache_mb * 2**20,
         )
         self.vectors = vectors
         self._open_lexical = open_lexical

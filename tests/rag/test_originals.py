@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,34 @@ def test_ids_cannot_leave_the_folder(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InvalidRequest):
         store.path(bad)
     store.remove(bad)  # quietly nothing
+
+
+def _replica_cache(store: OriginalStore) -> set[str]:
+    return {p.name for p in (store.root / ".cache").iterdir()}
+
+
+@pytest.mark.parametrize("in_use_s", [0.0, 60.0])
+def test_a_replicas_cache_of_shared_originals_is_bounded(tmp_path: Path, in_use_s: float) -> None:
+    from rag.blobs import DirectoryBlobStore
+
+    shared = DirectoryBlobStore(tmp_path / "shared")
+    worker = OriginalStore(tmp_path / "worker", blobs=shared)
+    for doc_id in ("a", "b", "c"):
+        upload = tmp_path / f"{doc_id}.pdf"
+        upload.write_bytes(doc_id.encode() * 1000)
+        worker.keep(doc_id, upload)
+    replica = OriginalStore(tmp_path / "replica", blobs=shared, cache_bytes=2500, in_use_s=in_use_s)
+    for age, doc_id in enumerate(("a", "b")):
+        path = replica.get(doc_id)
+        assert path is not None
+        if not in_use_s:
+            os.utime(path, (1_000_000 + age, 1_000_000 + age))  # a used long ago, then b
+    assert replica.get("c") is not None
+    if in_use_s:  # used within the minute: kept, whatever the bound says
+        assert _replica_cache(replica) == {"a", "b", "c"}
+        return
+    assert _replica_cache(replica) == {"b", "c"}  # a was the least recently used
+    again = replica.get("a")  # fetched again, and b goes
+    assert again is not None and again.read_bytes() == b"a" * 1000
+    assert _replica_cache(replica) == {"a", "c"}
+    assert worker.get("b") is not None  # only the replica's copy went
