@@ -59,16 +59,30 @@ class LiveServer:
         )
         env.update(self.env)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(RAG), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.data_dir.parent,  # no stray .env from the repository
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.wait(ready=ready, timeout=timeout)
+        for attempt in range(3):
+            log = self.log_path.open("wb")
+            self.proc = subprocess.Popen(
+                [str(RAG), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=self.data_dir.parent,  # no stray .env from the repository
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            try:
+                self.wait(ready=ready, timeout=timeout)
+                return self
+            except AssertionError:
+                # the free port was taken before the server bound it (another process's outgoing
+                # connection): start again on another, as `deploy/cluster.py` does
+                if (
+                    attempt == 2
+                    or self.proc.poll() is None
+                    or "address already in use" not in self.log_tail()
+                ):
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     def wait(self, *, ready: bool, timeout: float) -> None:
