@@ -82,7 +82,7 @@ class _Child:
             "OMP_THREAD_LIMIT": str(max(1, settings.ocr_thread_limit)),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest.isolation", str(self.memory_bytes)],
+            [sys.executable, "-m", "ingest.isolation", str(self.memory_bytes), str(settings.parse_niceness)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -409,6 +409,7 @@ def _error_message(
 
 def main() -> None:
     memory = int(sys.argv[1])
+    os.nice(int(sys.argv[2]))  # inherited by tesseract
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # before any parser is imported
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a library that prints cannot break the frames

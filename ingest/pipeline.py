@@ -293,10 +293,10 @@ def _produce_batches(
     chunks: Iterator[Chunk], size: int, *, at_least: int = 1, on_stop: Callable[[], None]
 ) -> Iterator[list[Chunk]]:
     """Run the chunk iterator in a thread, a bounded number of chunks ahead of the consumer, and
-    hand over what is ready (``at_least`` chunks, at most ``size``) rather than waiting for a full
-    batch: the embedder starts on the first chunks instead of idling while the reader cuts 64
-    (about a fifth of a second on a filing). ``on_stop`` (at the end, or when the consumer gives
-    up) unblocks a reader waiting on a parser."""
+    hand over what is ready (``at_least`` chunks, at most ``size``; the first batch as soon as
+    there is one chunk) rather than waiting for a full batch: the embedder starts on the first
+    chunk instead of idling while the reader cuts 64 (about a fifth of a second on a filing).
+    ``on_stop`` (at the end, or when the consumer gives up) unblocks a reader waiting on a parser."""
     out: queue.Queue[object] = queue.Queue(maxsize=4 * size)
     stop = threading.Event()
 
@@ -314,11 +314,12 @@ def _produce_batches(
     worker.start()
     try:
         done = False
+        need = 1
         while not done:
             batch: list[Chunk] = []
             while len(batch) < size:
                 try:
-                    item = out.get(block=len(batch) < at_least)
+                    item = out.get(block=len(batch) < need)
                 except queue.Empty:
                     break
                 if item is _DONE:
@@ -329,6 +330,7 @@ def _produce_batches(
                 batch.append(item)  # type: ignore[arg-type]
             if batch:
                 yield batch
+                need = at_least
     finally:
         stop.set()
         on_stop()

@@ -114,14 +114,28 @@ class OcrPool:
 
 def in_order(pending: Iterable[Callable[[], T]], ahead: int) -> Iterator[T]:
     """Call each of ``pending`` in order, keeping up to ``ahead`` more started (pulled) meanwhile:
-    a loader's pages, each submitted to the pool as it is pulled and collected when called."""
+    a loader's pages, each submitted to the pool as it is pulled and collected when called.
+    The look-ahead starts at one and doubles with each page given, so the first page goes out
+    after two are started rather than ``ahead + 1`` (on a text-layer filing the chunker and the
+    embedder started a tenth of a second later waiting for 16 pages of text)."""
     started: collections.deque[Callable[[], T]] = collections.deque()
+    allowed = min(1, ahead)
     for item in pending:
         started.append(item)
-        while len(started) > ahead:
+        while len(started) > allowed:
             yield started.popleft()()
+            allowed = min(ahead, 2 * allowed)
     while started:
         yield started.popleft()()
+
+
+def ramp(limit: int) -> Iterator[int]:
+    """Window sizes 1, 2, 4, ... up to ``limit``, then ``limit`` for ever: the first pages of a
+    document are read before the rest (the reader and embedder downstream start on them)."""
+    size = 1
+    while True:
+        yield min(size, limit)
+        size = min(limit, 2 * size)
 
 
 def _read_and_close(image: Image.Image, settings: Settings, dpi: int | None) -> OcrResult:

@@ -28,7 +28,7 @@ from pypdf.errors import DependencyError, PdfReadError
 
 from ingest.loaders import LoadedDocument
 from ingest.loaders.boxes import align_words
-from ingest.loaders.ocr import OcrPool, ensure_ocr_available, in_order
+from ingest.loaders.ocr import OcrPool, ensure_ocr_available, in_order, ramp
 from ingest.loaders.text import normalize_newlines
 from rag.errors import (
     CorruptDocument,
@@ -176,19 +176,24 @@ def clean_text_layer(text: str) -> str:
 
 
 def _pages(reader: PdfReader, data: bytes, page_count: int, settings: Settings) -> Iterator[Page]:
-    """Pages in order; up to a window of pages ahead is read (and its OCR started) meanwhile."""
+    """Pages in order; up to a window of pages ahead is read (and its OCR started) meanwhile,
+    the first windows smaller (1, 2, 4 pages) so the first page is out early."""
     renderer = _Renderer(data, settings)
     pool = OcrPool(settings)
     window = max(1, settings.pdf_window_pages)
 
     def pending() -> Iterator[Callable[[], Page]]:
-        for start in range(0, page_count, window):
-            stop = min(start + window, page_count)
+        start = 0
+        for size in ramp(window):
+            if start >= page_count:
+                return
+            stop = min(start + size, page_count)
             with apply_configuration(_PYPDF_LIMITS):
                 texts = [_text_layer(reader, renderer, index, settings) for index in range(start, stop)]
             reader.resolved_objects.clear()  # pypdf caches every object it resolves
             for index, (text, layout) in zip(range(start, stop), texts, strict=True):
                 yield _page(index, text, layout, renderer, settings, pool)
+            start = stop
 
     try:
         yield from in_order(pending(), window)

@@ -161,3 +161,13 @@ def test_inline_and_child_reads_give_the_same_pages(
     pdf = tmp_path / "pages.pdf"
     pdf.write_bytes(make_pdf([f"Section {n}. The harbour logged {n * 7} ships." for n in range(5)]))
     assert read(pool_for(), pdf) == read(pool_for(parse_isolation="inline"), pdf)
+
+
+def test_the_parser_runs_at_its_configured_niceness(pool_for: Callable[..., ParserPool]) -> None:
+    """Reading yields the CPU to the embedder and to queries (``RAG_PARSE_NICENESS``)."""
+    for niceness in (10, 3):
+        pool = pool_for(parse_niceness=niceness)
+        pool.warm()
+        (child,) = pool._idle
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, child.proc.pid) == min(19, own + niceness)

@@ -28,7 +28,7 @@ import pytest
 from rag.answering import QueryPipeline
 from rag.errors import DataDirLocked, IndexUnavailable, NotFound
 from rag.index.base import IndexReader, IndexWriter, LexicalIndex, VectorStore
-from rag.index.chroma_store import ChromaStore, make_client
+from rag.index.chroma_store import ADD_STEP, ChromaStore, make_client
 from rag.index.lexical import BM25Index
 from rag.index.store import DocumentStore, open_store
 from rag.rerank.none import NoReranker
@@ -405,6 +405,20 @@ class VectorStoreContract:
         vectors.delete_documents("c1", ["a"])
         assert vectors.count("c1") == 1 and vectors.count("c2") == 1
         assert [did for _, did, _ in vectors.query("c1", UNIT[0], 5, None)] == ["b"]
+
+    def test_a_document_longer_than_one_write_step_is_stored_whole(self, vectors: VectorStore) -> None:
+        """Long documents go to Chroma in steps (an embedded ``add`` holds the GIL while it runs)."""
+        n = ADD_STEP * 2 + 3
+        doc, chunks = make_doc("long", "long.txt", [f"text {i}" for i in range(n)], "c1")
+        unit = np.random.default_rng(7).normal(size=(n, 8)).astype(np.float32)
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+        vectors.add(doc, chunks, unit)
+        assert vectors.count("c1") == n
+        assert vectors.query("c1", unit[-1], 1, None)[0][0] == f"long:{n - 1:06d}"
+        rows = vectors.get("c1", [c.id for c in chunks])
+        assert sorted(cid for cid, _, _ in rows) == [c.id for c in chunks]
+        vectors.put("c1/new", rows, unit)
+        assert vectors.count("c1/new") == n
 
     def test_put_dimension_drop(self, vectors: VectorStore) -> None:
         """What a re-index needs: rows copied with new vectors, their width, a whole collection dropped."""
