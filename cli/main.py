@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cli import documents, mcp, migrate, query, reindex, serve, worker
+from cli import documents, mcp, migrate, models, query, reindex, serve, worker
 from cli import eval as evaluation
 from cli.common import EXIT_FAILED, EXIT_USAGE, Command, Subparsers, print_json
 from rag.errors import RagError
@@ -21,6 +21,7 @@ from rag.settings import load_settings
 REGISTRATIONS: tuple[Callable[[Subparsers], None], ...] = (
     documents.register,  # ingest, documents, delete
     reindex.register,  # reindex
+    models.register,  # models prepare
     migrate.register,  # migrate
     query.register,  # search, ask, doctor
     serve.register,  # serve

@@ -6,10 +6,12 @@ sniffed, identified and deduplicated it once; :meth:`IngestionPipeline.ingest` t
 ingests (``rag ingest``, evaluation), and :meth:`~IngestionPipeline.run_job` is the job
 queue's handler.
 
-Loading and chunking run in a producer thread while the caller's thread embeds, so
-PDF parsing and OCR hide behind the model, which is the floor of ingestion speed.
-Nothing is written until every chunk is embedded; the index then switches versions
-in one step, so a failure at any point leaves what was stored untouched.
+Loading and chunking run in a producer thread while the caller's thread embeds, and a
+writer thread stores each embedded batch while the next is embedded, so PDF parsing, OCR and
+the vector store's writes hide behind the model, which is the floor of ingestion speed. The
+document becomes visible only when every chunk is stored: the index then switches versions in
+one step (``rag.index.base.DocumentWrite``), so a failure at any point leaves what was stored
+untouched.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from ingest.chunking import Chunker
 from ingest.intake import Admission, admit, check_size, document_id, indexed_copy, validate_collection
@@ -34,7 +37,7 @@ from ingest.pages import recorded
 from ingest.profile import DocumentProfile, read_profile
 from rag.embedder import Embedder
 from rag.errors import CorruptDocument, InvalidRequest, NoTextFound, NotFound, ResourceLimit
-from rag.index.base import IndexWriter
+from rag.index.base import DocumentWrite, IndexWriter
 from rag.settings import Settings
 from rag.tracing import tracer
 from rag.types import Chunk, Document, Page, PageRecord
@@ -171,18 +174,22 @@ class IngestionPipeline:
             "ingest", attributes={"rag.document_id": admission.document_id, "rag.kind": admission.kind}
         ) as span:
             loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
+            document = _new_document(admission, collection, loaded)
+            writing = self.index.begin(document, original=path)
             try:
-                document, chunks, vectors, pages, timings = self._read_and_embed(
-                    admission, collection, loaded, state, report
-                )
-            finally:
-                loaded.release()
-            state.stage = "indexing"
-            report(state)
-            t0 = time.perf_counter()
-            with tracer.start_as_current_span("write"):
-                written = self.index.write(document, chunks, vectors, pages=pages, original=path)
-            timings["index"] = time.perf_counter() - t0
+                try:
+                    chunks, pages, timings = self._read_and_embed(document, loaded, state, report, writing)
+                finally:
+                    loaded.release()
+                state.stage = "indexing"
+                report(state)
+                t0 = time.perf_counter()
+                with tracer.start_as_current_span("write"):
+                    written = writing.commit(pages)
+                timings["index"] += time.perf_counter() - t0
+            except BaseException:
+                writing.abort()
+                raise
             span.set_attributes(
                 {"rag.pages": document.pages, "rag.chunks": len(chunks), "rag.duplicate": not written}
             )
@@ -200,23 +207,14 @@ class IngestionPipeline:
 
     def _read_and_embed(
         self,
-        admission: Admission,
-        collection: str,
+        document: Document,
         loaded: LoadedDocument,
         state: IngestProgress,
         report: ProgressCallback,
-    ) -> tuple[Document, list[Chunk], np.ndarray, list[PageRecord], dict[str, float]]:
-        """Pages to embedded chunks: reading and chunking in a thread, embedding in this one."""
-        document = Document(
-            id=admission.document_id,
-            name=admission.name,
-            collection=collection,
-            content_sha256=admission.content_sha256,
-            kind=loaded.kind,
-            size_bytes=admission.size_bytes,
-            created_at=time.time(),
-            metadata={**({"title": loaded.title} if loaded.title else {}), **admission.metadata},
-        )
+        writing: DocumentWrite,
+    ) -> tuple[list[Chunk], list[PageRecord], dict[str, float]]:
+        """Pages to stored chunks: reading and chunking in a thread, embedding in this one, and
+        storing in another (``timings["index"]``: the wait for the last batches to be stored)."""
         state.pages_total = loaded.page_count
         report(state)
 
@@ -254,36 +252,103 @@ class IngestionPipeline:
                     document.id, recorded(pages, tables=self.chunker.tables, into=records), profile
                 )
 
-        timings = {"embed": 0.0}
+        timings = {"embed": 0.0, "index": 0.0}
         chunks: list[Chunk] = []
-        vectors: list[np.ndarray] = []
         batches = _produce_batches(
             profiled_chunks(),
             _EMBED_BATCH,
             at_least=self.settings.embedding_batch_size,
             on_stop=loaded.release,
         )
-        for batch in batches:
-            state.stage = "embedding"
+        with _BackgroundWriter(writing, parent) as store:
+            for batch in batches:
+                state.stage = "embedding"
+                t0 = time.perf_counter()
+                with tracer.start_as_current_span("embed", attributes={"rag.chunks": len(batch)}):
+                    vectors = self.embedder.embed([c.embedded_text for c in batch])
+                timings["embed"] += time.perf_counter() - t0
+                chunks.extend(batch)
+                if len(chunks) > self.settings.max_chunks_per_document:
+                    raise ResourceLimit(
+                        f"the document makes more than {self.settings.max_chunks_per_document:,} chunks"
+                        " (RAG_MAX_CHUNKS_PER_DOCUMENT)",
+                        limit="chunks",
+                    )
+                store.put(batch, vectors)
+                state.chunks_embedded = len(chunks)
+                report(state)
+            if not chunks:
+                raise NoTextFound(f"no text could be read from {document.name}")
             t0 = time.perf_counter()
-            with tracer.start_as_current_span("embed", attributes={"rag.chunks": len(batch)}):
-                vectors.append(self.embedder.embed([c.embedded_text for c in batch]))
-            timings["embed"] += time.perf_counter() - t0
-            chunks.extend(batch)
-            if len(chunks) > self.settings.max_chunks_per_document:
-                raise ResourceLimit(
-                    f"the document makes more than {self.settings.max_chunks_per_document:,} chunks"
-                    " (RAG_MAX_CHUNKS_PER_DOCUMENT)",
-                    limit="chunks",
-                )
-            state.chunks_embedded = len(chunks)
-            report(state)
-        if not chunks:
-            raise NoTextFound(f"no text could be read from {document.name}")
+            store.finish()
+            timings["index"] = time.perf_counter() - t0
         document.pages, document.ocr_pages = state.pages_read, state.ocr_pages
         if profiles:  # stored for the query side; the caller's own metadata wins
             document.metadata = {**profiles[0].to_metadata(), **document.metadata}
-        return document, chunks, np.vstack(vectors), records, timings
+        return chunks, records, timings
+
+
+def _new_document(admission: Admission, collection: str, loaded: LoadedDocument) -> Document:
+    return Document(
+        id=admission.document_id,
+        name=admission.name,
+        collection=collection,
+        content_sha256=admission.content_sha256,
+        kind=loaded.kind,
+        size_bytes=admission.size_bytes,
+        created_at=time.time(),
+        metadata={**({"title": loaded.title} if loaded.title else {}), **admission.metadata},
+    )
+
+
+class _BackgroundWriter:
+    """Stores embedded batches in a thread while the caller embeds the next ones.
+
+    The vector store's writes (Chroma's ``add`` holds the GIL while it runs) overlap the model's
+    forward passes, which release it; only the last batch's write is left after the last
+    forward pass. A failed write is raised at the next ``put`` or at ``finish``."""
+
+    def __init__(self, writing: DocumentWrite, parent: Context) -> None:
+        self._writing = writing
+        self._parent = parent
+        self._queue: queue.Queue[tuple[list[Chunk], np.ndarray] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+
+    def __enter__(self) -> _BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()  # after an error: the caller aborts the write once this thread is done
+
+    def _run(self) -> None:
+        span = tracer.start_span("store", context=self._parent)
+        try:
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        self._writing.add(*item)
+                    except BaseException as exc:
+                        self._error = exc
+        finally:
+            span.end()
+
+    def put(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((chunks, vectors))
+
+    def finish(self) -> None:
+        """Wait for every batch to be stored."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 _DONE = object()

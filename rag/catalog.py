@@ -256,11 +256,7 @@ class Catalog(Store):
         with self.transaction() as conn:
             conn.execute("DELETE FROM documents WHERE id = ? AND state != ?", (document.id, ACTIVE))
             conn.execute("DELETE FROM pages WHERE document_id = ?", (document.id,))
-            conn.executemany(
-                "INSERT INTO pages (document_id, page_no, text_offset, source, text, width, height, spans,"
-                " boxes) VALUES (?,?,?,?,?,?,?,?,?)",
-                (_page_row(document.id, page) for page in pages),
-            )
+            _insert_pages(conn, document.id, pages)
             conn.execute(
                 "INSERT INTO documents (id, collection, name, content_sha256, kind, size_bytes, pages,"
                 " ocr_pages, chunks, state, created_at, updated_at, metadata)"
@@ -282,8 +278,25 @@ class Catalog(Store):
                 ),
             )
 
-    def activate(self, document: Document) -> tuple[list[str], int]:
-        """Make ``document`` the one active version of its name; return (replaced ids, generation)."""
+    def touch_write(self, doc_id: str) -> bool:
+        """A long write's heartbeat: ``False`` when its row is gone (the document was deleted).
+
+        Shared engines take a ``writing`` row untouched for long as a dead process's."""
+        with self.transaction() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE documents SET updated_at = ? WHERE id = ? AND state = ?",
+                    (time.time(), doc_id, WRITING),
+                ).rowcount
+            )
+
+    def activate(
+        self, document: Document, pages: Sequence[PageRecord] | None = None
+    ) -> tuple[list[str], int]:
+        """Make ``document`` the one active version of its name; return (replaced ids, generation).
+
+        Its page count, chunks and metadata are taken as they are now; ``pages`` (records) given
+        here replace any given to :meth:`begin_write`, in the same transaction."""
         with self.transaction() as conn:
             replaced = [
                 r[0]
@@ -295,20 +308,24 @@ class Catalog(Store):
             conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in replaced])
             conn.executemany("DELETE FROM pages WHERE document_id = ?", [(d,) for d in replaced])
             switched = conn.execute(
-                "UPDATE documents SET state = ?, pages = ?, ocr_pages = ?, chunks = ?, updated_at = ?"
-                " WHERE id = ? AND state = ?",
+                "UPDATE documents SET state = ?, pages = ?, ocr_pages = ?, chunks = ?, updated_at = ?,"
+                " metadata = ? WHERE id = ? AND state = ?",
                 (
                     ACTIVE,
                     document.pages,
                     document.ocr_pages,
                     document.chunks,
                     time.time(),
+                    json.dumps(document.metadata, sort_keys=True),
                     document.id,
                     WRITING,
                 ),
             ).rowcount
             if switched != 1:  # deleted (by another process) while it was being written
                 raise JobCancelled("the document was deleted while it was being ingested")
+            if pages is not None:
+                conn.execute("DELETE FROM pages WHERE document_id = ?", (document.id,))
+                _insert_pages(conn, document.id, pages)
             generation = self._bump(conn, document.collection)
         document.state = ACTIVE
         return replaced, generation
@@ -429,6 +446,14 @@ def _matches(actual: Any, wanted: Any) -> bool:
     if isinstance(wanted, list | tuple | set):
         return actual in wanted
     return bool(actual == wanted)
+
+
+def _insert_pages(conn: Connection, doc_id: str, pages: Sequence[PageRecord]) -> None:
+    conn.executemany(
+        "INSERT INTO pages (document_id, page_no, text_offset, source, text, width, height, spans,"
+        " boxes) VALUES (?,?,?,?,?,?,?,?,?)",
+        (_page_row(doc_id, page) for page in pages),
+    )
 
 
 def discard_unfinished(catalog: Catalog, doc_id: str) -> None:

@@ -132,6 +132,7 @@ def in_order(pending: Iterable[Callable[[], T]], ahead: int) -> Iterator[T]:
 def ramp(limit: int) -> Iterator[int]:
     """Window sizes 1, 2, 4, ... up to ``limit``, then ``limit`` for ever: the first pages of a
     document are read before the rest (the reader and embedder downstream start on them)."""
+    limit = max(1, limit)
     size = 1
     while True:
         yield min(size, limit)

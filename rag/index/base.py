@@ -22,7 +22,7 @@ import numpy.typing as npt
 from rag.naming import DocumentNames
 from rag.types import Chunk, Document, Filters, Hit, PageRecord, StoredChunk
 
-__all__ = ["DocumentLookup", "IndexReader", "IndexWriter", "LexicalIndex", "VectorStore"]
+__all__ = ["DocumentLookup", "DocumentWrite", "IndexReader", "IndexWriter", "LexicalIndex", "VectorStore"]
 
 
 @runtime_checkable
@@ -59,11 +59,37 @@ class DocumentLookup(Protocol):
 
 
 @runtime_checkable
+class DocumentWrite(Protocol):
+    """One document being written: its vectors are stored as they are made (ingestion embeds the
+    next batch meanwhile), and the document becomes visible in one step at ``commit``.
+
+    Until then no reader sees any of it; ``abort``, or a crash (through the store's recovery),
+    leaves no trace of it. A write of bytes already stored does nothing and commits ``False``.
+    """
+
+    def add(self, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> None: ...
+
+    def commit(self, pages: Sequence[PageRecord] = ()) -> bool:
+        """Switch the document on, with its ``pages``; ``False`` when these bytes were stored already.
+
+        ``JobCancelled`` when the document was deleted meanwhile (and nothing of it is left)."""
+        ...
+
+    def abort(self) -> None:
+        """Remove what was added; safe to call after ``commit`` (then it does nothing)."""
+        ...
+
+
+@runtime_checkable
 class IndexWriter(Protocol):
     """The write side: whole documents in, whole documents out."""
 
     @property
     def catalog(self) -> DocumentLookup: ...
+
+    def begin(self, document: Document, *, original: Path | None = None) -> DocumentWrite:
+        """Start writing ``document`` part by part; its ``original`` file is kept with it."""
+        ...
 
     def write(
         self,
@@ -74,9 +100,9 @@ class IndexWriter(Protocol):
         pages: Sequence[PageRecord] = (),
         original: Path | None = None,
     ) -> bool:
-        """Store a document; ``False`` when these exact bytes were already stored (no work done).
-
-        ``pages`` and the ``original`` file are kept with it so its pages can be rendered."""
+        """Store a document whole (``begin``, one ``add``, ``commit``); ``False`` when these exact
+        bytes were already stored. ``pages`` and the ``original`` file are kept with it so its
+        pages can be rendered."""
         ...
 
     def delete(self, doc_id: str) -> None:

@@ -6,8 +6,9 @@ the retrieval stage's work (``rag.retrieval``). It is both sides of the index co
 ``LexicalIndex`` (Chroma and BM25 segments by default, see :func:`open_store`).
 
 Write order (crash-safe): mark the document ``writing`` in the catalog, add its chunks to
-the vector store, then switch versions in one catalog transaction together with the lexical
-update, then delete the replaced version's chunks. Readers only trust chunks of active documents,
+the vector store (batch by batch as ingestion embeds them: :class:`DocumentWrite`), then switch
+versions in one catalog transaction together with the lexical update and the page records, then
+delete the replaced version's chunks. Readers only trust chunks of active documents,
 and take a shared lock around a query so a switch never lands in the middle of one.
 Start-up recovery removes leftovers of interrupted writes and rebuilds the lexical side
 from the vector store when it is missing or out of step.
@@ -45,9 +46,18 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.blobs import open_blob_store
-from rag.catalog import ACTIVE, BUILDING, RETIRED, Catalog, CollectionEmbedding, VectorSet, discard_unfinished
+from rag.catalog import (
+    ACTIVE,
+    BUILDING,
+    RETIRED,
+    WRITING,
+    Catalog,
+    CollectionEmbedding,
+    VectorSet,
+    discard_unfinished,
+)
 from rag.db import database
-from rag.errors import Conflict, EmbeddingModelMismatch, IndexUnavailable, NotFound
+from rag.errors import Conflict, EmbeddingModelMismatch, IndexUnavailable, JobCancelled, NotFound
 from rag.index.base import LexicalIndex, VectorStore
 from rag.index.chroma_store import ChromaStore, collection_key, make_client
 from rag.index.lexical import BM25Index
@@ -121,6 +131,9 @@ class DocumentStore:
         self._lock = lock
         self._rw = ReadWriteLock()
         self._write_lock = threading.Lock()
+        self._writing: set[str] = set()
+        """Documents being written by this process (``begin`` to ``commit`` or ``abort``)."""
+        self._writing_changed = threading.Condition()
         self._lexical: dict[str, LexicalIndex] = {}
         self._active: dict[str, tuple[int, set[str]]] = {}
         self._names: dict[str, tuple[int, DocumentNames]] = {}
@@ -351,48 +364,38 @@ class DocumentStore:
         pages: Sequence[PageRecord] = (),
         original: Path | None = None,
     ) -> bool:
-        """Store a document; ``False`` if these exact bytes are already active (no work done).
+        """Store a document whole; ``False`` if these exact bytes are already active (no work done).
 
         ``embedding`` is the model that made ``vectors`` (default: the configured model); it
         must be the collection's (``EmbeddingModelMismatch``), and a collection's first write
         records it. ``pages`` (text and word boxes) and the ``original`` file are kept with the
         document, for rendering its pages, and go with it.
         """
-        with self._write_lock:
-            existing = self.catalog.get(document.id)
-            if existing is not None and existing.state == ACTIVE:
-                return False
-            physical = self._physical_for_write(document.collection, vectors, embedding)
-            document.chunks = len(chunks)
-            if original is not None:
-                self.originals.keep(document.id, original)
-            try:
-                self.catalog.begin_write(document, pages)
-                self.vectors.delete_documents(physical, [document.id])
-                # load (or rebuild) the lexical side before the switch, while it is still in step
-                lex = self._lexical_for(document.collection)
-                self.vectors.add(replace(document, collection=physical), chunks, vectors)
-                with self._rw.write():
-                    before = lex.generation
-                    replaced, generation = self.catalog.activate(document)
-                    lex.remove_documents(set(replaced))
-                    lex.add(
-                        [c.id for c in chunks], [c.doc_id for c in chunks], [c.indexed_text for c in chunks]
-                    )
-                    # another process's switch in between: this index lacks it, so it claims
-                    # only the generation it was in step with, and catches up before the next search
-                    lex.save(generation if not self.shared or generation == before + 1 else before)
-            except BaseException:
-                written = self.catalog.get(document.id)
-                if written is None or written.state != ACTIVE:
-                    self.originals.remove(document.id)
-                    if written is None:  # deleted meanwhile: its chunks must not outlive it
-                        self.vectors.delete_documents(physical, [document.id])
-                raise
-            self.vectors.delete_documents(physical, replaced)
-            for old in replaced:
-                self.originals.remove(old)
-            return True
+        writing = self.begin(document, embedding=embedding, original=original)
+        try:
+            writing.add(chunks, vectors)
+        except BaseException:
+            writing.abort()
+            raise
+        return writing.commit(pages)
+
+    def begin(
+        self, document: Document, *, embedding: EmbeddingSpec | None = None, original: Path | None = None
+    ) -> DocumentWrite:
+        """Start writing ``document`` part by part (``rag.index.base.DocumentWrite``).
+
+        A second write of the same document in this process waits here for the first to end
+        (the job queue already runs one job per document id across processes)."""
+        with self._writing_changed:
+            while document.id in self._writing:
+                self._writing_changed.wait()
+            self._writing.add(document.id)
+        return DocumentWrite(self, document, embedding, original)
+
+    def _end_write(self, doc_id: str) -> None:
+        with self._writing_changed:
+            self._writing.discard(doc_id)
+            self._writing_changed.notify_all()
 
     def delete(self, doc_id: str) -> None:
         with self._write_lock:
@@ -660,13 +663,17 @@ class DocumentStore:
             record = self.embedding(collection)
             chroma = self.vectors.count(record.physical if record else collection)
             lexical = self._lexical_for(collection).size
+            writing = len(self.catalog.documents(collection, state=WRITING))
             collections[collection] = {
                 "documents": len(docs),
                 "chunks": expected,
                 "chroma_chunks": chroma,
                 "lexical_chunks": lexical,
+                "documents_writing": writing,
                 "generation": self.catalog.generation(collection),
-                "consistent": chroma == expected == lexical,
+                # a write in progress has stored some vectors of a document not yet switched on
+                "consistent": expected == lexical
+                and (chroma == expected or (writing > 0 and chroma > expected)),
                 "embedding": (
                     {"model": record.spec.model, "backend": record.spec.backend, "dim": record.spec.dim}
                     if record
@@ -708,6 +715,126 @@ def _mismatch(
     )
 
 
+class DocumentWrite:
+    """One document's write in progress (``rag.index.base.DocumentWrite``).
+
+    The first ``add`` checks the vectors' model against the collection's, keeps the original and
+    marks the document ``writing`` in the catalog (under the store's write lock, so it orders with
+    other writes and deletes); every ``add`` then stores its vectors outside that lock, after a
+    heartbeat on the catalog row (a deleted document stops its ingestion at the next batch, and
+    shared engines do not take a long write for a dead one). ``commit`` is the old single write's
+    switch: pages, lexical side and catalog in one step, then the replaced version's chunks go.
+    Vectors added before a crash belong to a ``writing`` row, which recovery removes with them.
+    """
+
+    def __init__(
+        self, store: DocumentStore, document: Document, embedding: EmbeddingSpec | None, original: Path | None
+    ) -> None:
+        self._store = store
+        self.document = document
+        self._embedding = embedding
+        self._original = original
+        self._physical: str | None = None
+        self._dim = 0
+        self._chunks: list[Chunk] = []
+        self._ended = False
+        existing = store.catalog.get(document.id)
+        self.duplicate = existing is not None and existing.state == ACTIVE
+
+    def add(self, chunks: list[Chunk], vectors: npt.NDArray[np.float32]) -> None:
+        if self._ended:
+            raise RuntimeError("this write has ended")
+        if self.duplicate or not chunks:
+            return
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors for {len(chunks)} chunks")
+        store = self._store
+        if self._physical is None:
+            self._start(vectors)
+        elif int(vectors.shape[1]) != self._dim:
+            raise EmbeddingModelMismatch(
+                f"vectors of {int(vectors.shape[1])} dims after vectors of {self._dim}",
+                collection=self.document.collection,
+            )
+        elif not store.catalog.touch_write(self.document.id):
+            raise JobCancelled("the document was deleted while it was being ingested")
+        assert self._physical is not None
+        store.vectors.add(replace(self.document, collection=self._physical), chunks, vectors)
+        self._chunks.extend(chunks)
+
+    def _start(self, vectors: npt.NDArray[np.float32]) -> None:
+        store, document = self._store, self.document
+        with store._write_lock:
+            physical = store._physical_for_write(document.collection, vectors, self._embedding)
+            self._physical = physical
+            self._dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+            if self._original is not None:
+                store.originals.keep(document.id, self._original)
+            store.catalog.begin_write(document)
+            store.vectors.delete_documents(physical, [document.id])  # an unfinished earlier try's
+
+    def commit(self, pages: Sequence[PageRecord] = ()) -> bool:
+        if self._ended:
+            raise RuntimeError("this write has ended")
+        if self.duplicate:
+            self._end()
+            return False
+        store, document = self._store, self.document
+        try:
+            if self._physical is None:
+                self._start(np.zeros((0, 0), dtype=np.float32))
+            physical = self._physical
+            assert physical is not None
+            chunks = self._chunks
+            with store._write_lock:
+                record = store.catalog.embedding(document.collection)
+                if chunks and record is not None and record.physical != physical:
+                    # a re-index switched the collection's model while these vectors were made
+                    raise _mismatch(record, self._embedding, self._dim, "write")
+                document.chunks = len(chunks)
+                # load (or rebuild) the lexical side before the switch, while it is still in step
+                lex = store._lexical_for(document.collection)
+                with store._rw.write():
+                    before = lex.generation
+                    replaced, generation = store.catalog.activate(document, pages)
+                    lex.remove_documents(set(replaced))
+                    lex.add(
+                        [c.id for c in chunks], [c.doc_id for c in chunks], [c.indexed_text for c in chunks]
+                    )
+                    # another process's switch in between: this index lacks it, so it claims
+                    # only the generation it was in step with, and catches up before the next search
+                    lex.save(generation if not store.shared or generation == before + 1 else before)
+        except BaseException:
+            self.abort()
+            raise
+        self._end()
+        store.vectors.delete_documents(physical, replaced)
+        for old in replaced:
+            store.originals.remove(old)
+        return True
+
+    def abort(self) -> None:
+        if self._ended:
+            return
+        store, doc_id = self._store, self.document.id
+        try:
+            if self._physical is not None:
+                written = store.catalog.get(doc_id)
+                if written is None or written.state != ACTIVE:
+                    store.originals.remove(doc_id)
+                    store.vectors.delete_documents(self._physical, [doc_id])
+                    discard_unfinished(store.catalog, doc_id)
+        except Exception as exc:  # the index is unreachable: recovery removes the rest
+            log_event(log, "unfinished write left for recovery", document_id=doc_id, error=str(exc))
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._store._end_write(self.document.id)
+
+
 class BoundWriter:
     """The store's write side for one embedding model (``rag.index.base.IndexWriter``)."""
 
@@ -731,6 +858,9 @@ class BoundWriter:
         return self._store.write(
             document, chunks, vectors, embedding=self.embedding, pages=pages, original=original
         )
+
+    def begin(self, document: Document, *, original: Path | None = None) -> DocumentWrite:
+        return self._store.begin(document, embedding=self.embedding, original=original)
 
     def delete(self, doc_id: str) -> None:
         self._store.delete(doc_id)

@@ -135,9 +135,14 @@ from pathlib import Path
 from service.runtime import Runtime
 from rag.settings import load_settings
 settings = load_settings(data_dir=Path(sys.argv[1]), embedding_model=sys.argv[2], reranker="none")
+said = []
 def progress(p):
-    if p.stage == "indexing":
-        print("indexing", flush=True)
+    # "embedding": once batches are stored while more are being embedded
+    if p.stage == "embedding" and rt.index.vectors.count("default") < 64:
+        return
+    if p.stage == sys.argv[4] and not said:
+        said.append(p.stage)
+        print(p.stage, flush=True)
 with Runtime(settings) as rt:
     rt.ingestion.ingest_file(Path(sys.argv[3]), progress=progress)
 print("done", flush=True)
@@ -152,21 +157,38 @@ def test_sigkill_mid_write_leaves_whole_document_or_none(
     big = tmp_path / "big.txt"
     big.write_text("\n\n".join(texts))  # ~450 chunks: Chroma's add takes a while
     outcomes = []
-    for delay in (0.05, 0.4, 1.2):
+    # killed while batches are being stored and the next embedded, then in the switch
+    for stage, delay in (("embedding", 0.0), ("indexing", 0.05), ("indexing", 0.4), ("indexing", 1.2)):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CRASH_SCRIPT, str(settings.data_dir), tiny_embedding_model, str(big)],
+            [
+                sys.executable,
+                "-c",
+                _CRASH_SCRIPT,
+                str(settings.data_dir),
+                tiny_embedding_model,
+                str(big),
+                stage,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
-        assert line == "indexing", line
+        assert line == stage, line
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        index = open_store(settings.model_copy(update={"embedding_model": tiny_embedding_model}))
+        tiny = settings.model_copy(update={"embedding_model": tiny_embedding_model})
+        if stage == "embedding":  # what the dead process left, before a writer's recovery sees it
+            left = open_store(tiny, writer=False)
+            try:
+                assert left.vectors.count("default") >= 64 and left.catalog.documents("default") == []
+                assert [d.state for d in left.catalog.documents(state=None)] == ["writing"]
+            finally:
+                left.close()
+        index = open_store(tiny)
         try:
             stats = index.stats()["collections"].get("default")
             docs = index.catalog.documents("default")
@@ -180,4 +202,5 @@ def test_sigkill_mid_write_leaves_whole_document_or_none(
                 outcomes.append("none")
         finally:
             index.close()
-    assert "none" in outcomes  # at least one kill landed inside the write
+    assert outcomes[0] == "none", outcomes  # vectors were stored, the document never switched on
+    assert "none" in outcomes[1:]  # at least one kill landed inside the switch

@@ -7,6 +7,9 @@ sentence-transformers on real sentences; a corrupted export is found and rebuilt
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +133,35 @@ def _note(folder: Path) -> Path:
     path = folder / "keeper.txt"
     path.write_text("The lighthouse keeper logged every passing ship in a green ledger. " * 5)
     return path
+
+
+def _rag(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_rag_models_prepare_exports_once_and_reports_what_it_made(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "RAG_DATA_DIR": str(tmp_path / "var"),
+        "RAG_MODEL_CACHE_DIR": str(tmp_path / "models"),
+    }
+    made = _rag("models", "prepare", "--backend", "onnx-int8", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    report = json.loads(made.stdout)
+    onnx = Path(report["onnx_file"])
+    assert (report["model"], report["backend"], report["dim"]) == (MODEL, "onnx-int8", 384)
+    assert onnx.is_file() and onnx.parent.parent == tmp_path / "models" / "onnx"
+    # the service finds the same file, verified, and does not export again
+    assert OnnxEmbedder(MODEL, backend="onnx-int8", cache_dir=tmp_path / "models").path == onnx
+    stamp = onnx.stat().st_mtime_ns
+    again = _rag("models", "prepare", "--backend", "onnx-int8", env=env)
+    assert again.returncode == 0 and "onnx-int8, 384 dims" in again.stdout, again.stderr
+    assert onnx.stat().st_mtime_ns == stamp
+
+    missing = _rag("models", "prepare", "--model", str(tmp_path / "no-such-model"), env=env)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("rag: model_unavailable:"), missing.stderr
+    wrong = _rag("models", "prepare", "--backend", "tensorrt", env=env)
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr

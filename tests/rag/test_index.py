@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from rag.answering import QueryPipeline
-from rag.errors import DataDirLocked, IndexUnavailable, NotFound
-from rag.index.base import IndexReader, IndexWriter, LexicalIndex, VectorStore
+from rag.errors import DataDirLocked, IndexUnavailable, JobCancelled, NotFound
+from rag.index.base import DocumentWrite, IndexReader, IndexWriter, LexicalIndex, VectorStore
 from rag.index.chroma_store import ADD_STEP, ChromaStore, make_client
 from rag.index.lexical import BM25Index
 from rag.index.store import DocumentStore, open_store
@@ -118,6 +118,7 @@ class IndexContract:
                 "chunks": 3,
                 "chroma_chunks": 3,
                 "lexical_chunks": 3,
+                "documents_writing": 0,
                 "generation": 2,
                 "consistent": True,
                 "embedding": {
@@ -198,6 +199,116 @@ class IndexContract:
             index.close()
         assert not errors, errors
         assert seen and all(len(ids) == 1 for ids in seen), [s for s in seen if len(s) != 1][:3]
+
+    def test_a_document_written_in_parts_is_seen_whole_and_only_after_its_commit(
+        self, open_store: StoreOpener, embedder: Any
+    ) -> None:
+        index = open_store()
+        try:
+            sentences = [*DOC_A1, *DOC_A2, *DOC_B]
+            doc, chunks = make_doc("parts", "parts.txt", sentences)
+            vectors = embedder.embed(sentences)
+            writing = index.begin(doc)
+            assert isinstance(writing, DocumentWrite)
+            q = embedder.embed_query("Eiffel Tower")
+            for start in (0, 2, 4):
+                writing.add(chunks[start : start + 2], vectors[start : start + 2])
+                assert index.vectors.count("default") == min(start + 2, 5)  # stored as it goes
+                assert index.dense(q, 10, "default") == [] and index.lexical("Eiffel", 10, "default") == []
+                assert index.get([c.id for c in chunks]) == [] and index.catalog.documents("default") == []
+                stats = index.stats()["collections"]["default"]
+                assert stats["documents_writing"] == 1 and stats["consistent"], stats
+            assert writing.commit()
+            assert [s.chunk.id for s in index.get([c.id for c in chunks])] == [c.id for c in chunks]
+            assert {h.doc_id for h in index.dense(q, 10, "default")} == {"parts"}
+            stats = index.stats()["collections"]["default"]
+            assert (stats["chunks"], stats["documents_writing"], stats["consistent"]) == (5, 0, True)
+            again = index.begin(doc)  # the same bytes again: nothing to do
+            again.add(chunks, vectors)
+            assert not again.commit() and index.vectors.count("default") == 5
+        finally:
+            index.close()
+
+    def test_an_aborted_write_leaves_no_trace_and_can_be_done_again(
+        self, open_store: StoreOpener, embedder: Any
+    ) -> None:
+        index = open_store()
+        try:
+            write(index, embedder, "b", "plants.txt", DOC_B)
+            doc, chunks = make_doc("a1", "tower.txt", DOC_A1)
+            vectors = embedder.embed(DOC_A1)
+            writing = index.begin(doc)
+            writing.add(chunks[:1], vectors[:1])
+            writing.abort()
+            writing.abort()  # twice is harmless
+            assert index.vectors.count("default") == 1 and index.catalog.get("a1") is None
+            assert index.stats()["collections"]["default"]["consistent"]
+            assert write(index, embedder, "a1", "tower.txt", DOC_A1)
+            assert index.vectors.count("default") == 3
+        finally:
+            index.close()
+
+    def test_a_document_deleted_while_it_is_written_is_cancelled_and_removed(
+        self, open_store: StoreOpener, embedder: Any
+    ) -> None:
+        index = open_store()
+        try:
+            sentences = [*DOC_A1, *DOC_A2]
+            doc, chunks = make_doc("gone", "gone.txt", sentences)
+            vectors = embedder.embed(sentences)
+            writing = index.begin(doc)
+            writing.add(chunks[:2], vectors[:2])
+            index.delete("gone")  # as DELETE /v1/documents/{id} does while its job runs
+            with pytest.raises(JobCancelled):
+                writing.add(chunks[2:], vectors[2:])
+            writing.abort()
+            assert index.vectors.count("default") == 0 and index.catalog.get("gone") is None
+
+            writing = index.begin(doc)  # deleted between the last batch and the switch
+            writing.add(chunks, vectors)
+            index.delete("gone")
+            with pytest.raises(JobCancelled):
+                writing.commit()
+            assert index.vectors.count("default") == 0 and index.catalog.get("gone") is None
+        finally:
+            index.close()
+
+    def test_a_second_write_of_the_same_document_waits_for_the_first(
+        self, open_store: StoreOpener, embedder: Any
+    ) -> None:
+        index = open_store()
+        try:
+            doc, chunks = make_doc("a1", "tower.txt", DOC_A1)
+            vectors = embedder.embed(DOC_A1)
+            first = index.begin(doc)
+            first.add(chunks, vectors)
+            outcome: list[bool] = []
+            second = threading.Thread(
+                target=lambda: outcome.append(write(index, embedder, "a1", "tower.txt", DOC_A1))
+            )
+            second.start()
+            second.join(timeout=1.0)
+            assert second.is_alive() and outcome == [], "the second write must wait for the first"
+            assert first.commit()
+            second.join(timeout=30)
+            assert outcome == [False] and index.vectors.count("default") == 2
+        finally:
+            index.close()
+
+    def test_a_write_cut_off_before_its_commit_is_undone_on_reopen(
+        self, open_store: StoreOpener, embedder: Any
+    ) -> None:
+        index = open_store()
+        write(index, embedder, "b", "plants.txt", DOC_B)
+        doc, chunks = make_doc("a1", "tower.txt", DOC_A1)
+        index.begin(doc).add(chunks, embedder.embed(DOC_A1))  # the process dies here
+        index.close()
+        index = open_store()  # a writer recovers as it opens
+        try:
+            assert index.vectors.count("default") == 1 and index.catalog.get("a1") is None
+            assert index.stats()["collections"]["default"]["consistent"]
+        finally:
+            index.close()
 
     @pytest.mark.slow
     def test_what_was_written_survives_a_reopen(self, open_store: StoreOpener, embedder: Any) -> None:
