@@ -174,8 +174,12 @@ class IngestionPipeline:
             "ingest", attributes={"rag.document_id": admission.document_id, "rag.kind": admission.kind}
         ) as span:
             loaded = self.parsers.load(path, admission.kind, heartbeat=lambda: report(state))
-            document = _new_document(admission, collection, loaded)
-            writing = self.index.begin(document, original=path)
+            try:
+                document = _new_document(admission, collection, loaded)
+                writing = self.index.begin(document, original=path)
+            except BaseException:
+                loaded.release()
+                raise
             try:
                 try:
                     chunks, pages, timings = self._read_and_embed(document, loaded, state, report, writing)

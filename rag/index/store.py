@@ -390,7 +390,11 @@ class DocumentStore:
             while document.id in self._writing:
                 self._writing_changed.wait()
             self._writing.add(document.id)
-        return DocumentWrite(self, document, embedding, original)
+        try:
+            return DocumentWrite(self, document, embedding, original)
+        except BaseException:  # the catalog could not be read: nothing was started
+            self._end_write(document.id)
+            raise
 
     def _end_write(self, doc_id: str) -> None:
         with self._writing_changed:
