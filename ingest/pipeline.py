@@ -317,20 +317,23 @@ class _BackgroundWriter:
         self._parent = parent
         self._queue: queue.Queue[tuple[list[Chunk], np.ndarray] | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
+        self._abandoned = False
+        """The ingestion failed: batches still queued are not stored (the write is aborted)."""
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
     def __enter__(self) -> _BackgroundWriter:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._abandoned = exc_type is not None
         self._stop()  # after an error: the caller aborts the write once this thread is done
 
     def _run(self) -> None:
         span = tracer.start_span("store", context=self._parent)
         try:
             while (item := self._queue.get()) is not None:
-                if self._error is None:
+                if self._error is None and not self._abandoned:
                     try:
                         self._writing.add(*item)
                     except BaseException as exc:
